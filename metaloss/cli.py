@@ -1,0 +1,248 @@
+"""The ``metaloss`` command line (typer + rich).
+
+Every error a user can cause (missing data, bad option values, corrupt artifacts) is
+printed as one line and exits with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from metaloss.errors import ConfigError, MetalossError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Meta-learn loss functions: ML3, AdaLFL, EvoMAL, GP-LFL, MLN, TaylorGLO.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task name (see `metaloss tasks`)")]
+DataDirOpt = Annotated[
+    str | None, typer.Option("--data-dir", "-d", help="folder or file with the task's data")
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _task(name: str, data_dir: str | None, device: str, seed: int = 0):
+    from metaloss import tasks
+
+    return tasks.get(name, data_dir=data_dir, device=device, seed=seed)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"option {pair!r} must look like key=value")
+        key, raw = pair.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = raw
+    return out
+
+
+@app.command("tasks")
+def tasks_cmd(as_json: JsonOpt = False) -> None:
+    """List the registered tasks and their data sources."""
+    from metaloss import tasks
+
+    rows = tasks.describe()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="metaloss tasks")
+    for col in ("name", "model", "description", "data_dir"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["model"], r["description"], r["data_dir"])
+    console.print(table)
+
+
+@app.command()
+def train(
+    task: TaskOpt,
+    loss: Annotated[str, typer.Option("--loss", "-l", help="baseline name or run dir")] = "ce",
+    steps: Annotated[int | None, typer.Option(help="training steps (task default)")] = None,
+    seed: int = 0,
+    lr: Annotated[float | None, typer.Option(help="learning rate (task default)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch size (task default)")] = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Train one model of TASK with a loss and print its validation and test metric."""
+    from metaloss.api import resolve_loss
+    from metaloss.train import train as run_train
+
+    t = _task(task, data_dir, device)
+    name, loss_fn = resolve_loss(loss)
+    res = run_train(
+        t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json
+    )
+    out = {"task": t.name, "loss": name, "seed": seed, **res.to_dict()}
+    if as_json:
+        print(json.dumps(out))
+        return
+    console.print(
+        f"[bold]{t.name}[/] loss={name} steps={res.steps} seed={seed}: "
+        f"val {res.metric} {res.val_metric:.4f}, test {res.metric} {res.test_metric:.4f} "
+        f"({res.seconds:.1f} s{', DIVERGED' if res.diverged else ''})"
+    )
+
+
+@app.command()
+def evaluate(
+    losses: Annotated[list[str], typer.Argument(help="baseline names and/or run dirs")],
+    task: TaskOpt,
+    seeds: Annotated[int, typer.Option(help="number of seeds (0..K-1)")] = 5,
+    steps: Annotated[int | None, typer.Option(help="training steps (task default)")] = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = "cpu",
+    out: Annotated[Path | None, typer.Option(help="write the report JSON here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train TASK with every loss on K seeds: mean +- std of the test metric, Welch's t-test."""
+    from metaloss.api import evaluate as run_eval
+    from metaloss.io import write_json
+
+    if seeds < 1:
+        raise ConfigError("--seeds must be >= 1")
+    t = _task(task, data_dir, device)
+    report = run_eval(losses, t, seeds=seeds, steps=steps)
+    if out is not None:
+        write_json(out, report.to_dict())
+    if as_json:
+        print(json.dumps(report.to_dict()))
+        return
+    table = Table(title=f"{t.name}: test {report.metric}, {report.steps} steps, {seeds} seeds")
+    for col in ("loss", "mean ± std", "Δ vs first", "p (Welch)"):
+        table.add_column(col)
+    for r in report.rows:
+        delta = "" if r is report.rows[0] else f"{r.delta:+.4f}"
+        p = "" if r is report.rows[0] else f"{r.p_value:.3f}"
+        table.add_row(r.name, f"{r.mean:.4f} ± {r.std:.4f}", delta, p)
+    console.print(table)
+
+
+@app.command()
+def learn(
+    method: Annotated[str, typer.Argument(help="ml3, adalfl, taylorglo, mln, evomal, gplfl")],
+    task: Annotated[str, typer.Option("--task", "-t", help="task name")] = "digits-mlp",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory")] = None,
+    seed: int = 0,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = "cpu",
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="method option key=value (repeatable)"),
+    ] = None,
+    evaluator: Annotated[str | None, typer.Option(help="serial, batched or ray")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
+) -> None:
+    """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
+    from metaloss.api import method_fn
+
+    fn = method_fn(method)
+    options = _parse_options(option or [])
+    if evaluator is not None:
+        options["evaluator"] = evaluator
+    if method.lower() != "mln":
+        t = _task(task, data_dir, device, seed)
+    else:
+        t = None
+        options["device"] = device
+    out = out or Path("runs") / f"{task if t is not None else 'generated'}-{method.lower()}"
+    if resume or method.lower() in ("evomal", "gplfl", "taylorglo", "mln", "adalfl"):
+        options.setdefault("run_dir", str(out))
+    if not resume and options.get("run_dir") and (out / "checkpoint.json").exists():
+        raise ConfigError(f"{out} holds a checkpoint: pass --resume or choose another --out")
+    try:
+        result = fn(t, seed=seed, progress=True, **options)
+    except TypeError as exc:
+        raise ConfigError(f"learn {method}: {exc}") from None
+    result.save(out)
+    console.print(str(result))
+    console.print(f"[green]saved[/] {out}")
+
+
+@app.command()
+def show(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    plot: Annotated[Path | None, typer.Option(help="PNG path (default RUN/loss.png)")] = None,
+) -> None:
+    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy."""
+    from metaloss import io
+    from metaloss.losses import get_baseline
+    from metaloss.plots import plot_losses
+
+    spec, run_dir = io.read_spec(run)
+    loss = io.load(run_dir)
+    console.print(f"[bold]method[/] {spec.get('method', '?')}   [bold]task[/] {spec.get('task')}")
+    console.print(f"[bold]loss[/]   {loss.describe()}")
+    if hasattr(loss, "latex"):
+        console.print(f"[bold]LaTeX[/]  {loss.latex()}")
+    for k, v in (spec.get("info") or {}).items():
+        console.print(f"[bold]{k}[/] {v}")
+    hof = spec.get("hall_of_fame") or []
+    if hof:
+        table = Table(title="hall of fame")
+        for col in ("#", "fitness", "complexity", "formula"):
+            table.add_column(col)
+        for i, row in enumerate(hof):
+            table.add_row(
+                str(i), f"{row.get('fitness')}", str(row.get("complexity", "")), row["formula"]
+            )
+        console.print(table)
+    path = plot or run_dir / "loss.png"
+    plot_losses({"learned": loss, "cross_entropy": get_baseline("ce")}, path, title=str(run))
+    console.print(f"[green]plot[/] {path}")
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option(help="a smaller budget (for tests)")] = False,
+) -> None:
+    """Meta-learn a loss on an offline task and compare it with cross-entropy."""
+    from metaloss.demo import run_demo
+
+    run_demo(quick=quick, console=console)
+
+
+def main() -> None:
+    """Entry point: user errors become one line and exit code 2."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except MetalossError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence, never a bare traceback
+        if debug:
+            raise
+        err_console.print(
+            f"[red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug)"
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

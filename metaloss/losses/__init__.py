@@ -1,0 +1,39 @@
+"""Loss representations: hand-made baselines, neural (ML3/AdaLFL), Taylor, symbolic."""
+
+from __future__ import annotations
+
+from metaloss.losses.base import LOSSES, Loss, OutputWiseLoss, build_loss, outputwise, register
+from metaloss.losses.handcrafted import (
+    CrossEntropyLoss,
+    FocalLoss,
+    LabelSmoothingLoss,
+    MSELoss,
+    get_baseline,
+    task_loss_for,
+)
+from metaloss.losses.neural import NeuralLoss
+from metaloss.losses.taylor import TaylorLoss
+
+
+def get_loss(name: str) -> Loss:
+    """A loss by baseline name, e.g. ``get_loss("cross_entropy")``."""
+    return get_baseline(name)
+
+
+__all__ = [
+    "LOSSES",
+    "Loss",
+    "OutputWiseLoss",
+    "build_loss",
+    "outputwise",
+    "register",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "LabelSmoothingLoss",
+    "MSELoss",
+    "NeuralLoss",
+    "TaylorLoss",
+    "get_baseline",
+    "get_loss",
+    "task_loss_for",
+]

@@ -1,0 +1,176 @@
+"""Neural (MLP) losses: the ML3 and AdaLFL representations.
+
+The network maps each output-wise pair ``(prediction, target)`` (plus optional extra
+inputs) to a scalar; values are summed or averaged over classes and averaged over the batch.
+
+Example:
+    >>> import torch
+    >>> from metaloss.losses.neural import NeuralLoss
+    >>> loss = NeuralLoss.ml3()
+    >>> value = loss(torch.randn(8, 10), torch.randint(0, 10, (8,)))
+    >>> value.shape, bool(value >= 0)
+    (torch.Size([]), True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metaloss.errors import ConfigError
+from metaloss.losses.base import OutputWiseLoss, is_classification, outputwise, register
+from metaloss.losses.handcrafted import task_loss_for
+
+
+class SmoothLeakyReLU(nn.Module):
+    """``(1/beta) log(1 + exp(beta x)) (1 - gamma) + gamma x`` (AdaLFL's activation)."""
+
+    def __init__(self, beta: float = 10.0, gamma: float = 0.01) -> None:
+        super().__init__()
+        self.beta, self.gamma = float(beta), float(gamma)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, beta=self.beta) * (1 - self.gamma) + self.gamma * x
+
+
+def _activation(name: str, beta: float, gamma: float) -> nn.Module:
+    table = {
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "elu": nn.ELU,
+        "softplus": nn.Softplus,
+        "leaky_relu": nn.LeakyReLU,
+    }
+    if name == "smooth_leaky_relu":
+        return SmoothLeakyReLU(beta, gamma)
+    if name not in table:
+        raise ConfigError(
+            f"neural loss activation {name!r} unknown; use one of "
+            f"{', '.join(sorted([*table, 'smooth_leaky_relu']))}"
+        )
+    return table[name]()
+
+
+@register
+class NeuralLoss(OutputWiseLoss):
+    """An MLP loss ``f_phi(y_hat_c, y_c [, extra])`` applied per output.
+
+    Args:
+        hidden: hidden layer widths (ML3: ``(50, 50)``; AdaLFL: ``(40, 40)``).
+        activation: ``relu``, ``smooth_leaky_relu``, ``tanh``, ``elu``, ...
+        output: ``softplus`` (non-negative loss, ML3) or ``none`` (AdaLFL).
+        bias: use biases in the MLP.
+        inputs: for classification, ``prob`` (softmax probability and one-hot target) or
+            ``logprob`` (log-softmax and one-hot, the ML3 classification variant).
+        residual_ce: weight of an added task loss (cross-entropy / MSE) term, 0 to disable.
+        extra_dim: number of extra per-sample inputs passed as ``forward(..., extra=...)``
+            (e.g. privileged information at meta-train time).
+        class_reduction: ``sum`` or ``mean`` over outputs.
+        beta, gamma: smooth leaky ReLU parameters.
+        seed: initialisation seed (weights are deterministic for a seed).
+    """
+
+    kind = "neural"
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] | list[int] = (50, 50),
+        activation: str = "relu",
+        output: str = "softplus",
+        bias: bool = False,
+        inputs: str = "prob",
+        residual_ce: float = 0.0,
+        extra_dim: int = 0,
+        class_reduction: str = "sum",
+        beta: float = 10.0,
+        gamma: float = 0.01,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(class_reduction)
+        if output not in ("softplus", "none"):
+            raise ConfigError(f"neural loss output must be 'softplus' or 'none', got {output!r}")
+        if inputs not in ("prob", "logprob"):
+            raise ConfigError(f"neural loss inputs must be 'prob' or 'logprob', got {inputs!r}")
+        if extra_dim < 0 or any(int(h) <= 0 for h in hidden):
+            raise ConfigError("neural loss hidden widths must be > 0 and extra_dim >= 0")
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation, self.output, self.bias, self.inputs = activation, output, bias, inputs
+        self.residual_ce, self.extra_dim = float(residual_ce), int(extra_dim)
+        self.beta, self.gamma, self.seed = float(beta), float(gamma), int(seed)
+        widths = [2 + self.extra_dim, *self.hidden, 1]
+        layers: list[nn.Module] = []
+        gen = torch.Generator().manual_seed(self.seed)
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            lin = nn.Linear(a, b, bias=bias)
+            bound = 1.0 / a**0.5
+            with torch.no_grad():
+                lin.weight.uniform_(-bound, bound, generator=gen)
+                if bias:
+                    lin.bias.uniform_(-bound, bound, generator=gen)
+            layers.append(lin)
+            if i < len(widths) - 2:
+                layers.append(_activation(activation, self.beta, self.gamma))
+        if output == "softplus":
+            layers.append(nn.Softplus())
+        self.net = nn.Sequential(*layers)
+
+    @classmethod
+    def ml3(cls, **overrides: Any) -> NeuralLoss:
+        """ML3 defaults: 2-50-50-1, ReLU, Softplus output, no biases."""
+        kw: dict[str, Any] = dict(hidden=(50, 50), activation="relu", output="softplus", bias=False)
+        return cls(**{**kw, **overrides})
+
+    @classmethod
+    def adalfl(cls, **overrides: Any) -> NeuralLoss:
+        """AdaLFL defaults: 2-40-40-1, smooth leaky ReLU, no output activation, class mean."""
+        kw: dict[str, Any] = dict(
+            hidden=(40, 40),
+            activation="smooth_leaky_relu",
+            output="none",
+            bias=True,
+            class_reduction="mean",
+        )
+        return cls(**{**kw, **overrides})
+
+    def pointwise(self, p: Tensor, t: Tensor, extra: Tensor | None = None) -> Tensor:
+        feats = [p.unsqueeze(-1), t.unsqueeze(-1)]
+        if self.extra_dim:
+            if extra is None:
+                raise ConfigError(f"this neural loss needs extra inputs of size {self.extra_dim}")
+            extra = extra.reshape(p.shape[0], 1, -1).expand(*p.shape, self.extra_dim)
+            feats.append(extra.to(p.dtype))
+        return self.net(torch.cat(feats, dim=-1)).squeeze(-1)
+
+    def forward(self, y_pred: Tensor, y_true: Tensor, extra: Tensor | None = None) -> Tensor:
+        p, t = outputwise(y_pred, y_true)
+        if self.inputs == "logprob" and is_classification(y_true):
+            p = torch.log_softmax(y_pred, dim=-1)
+        values = self.pointwise(p, t, extra)
+        per_sample = values.sum(-1) if self.class_reduction == "sum" else values.mean(-1)
+        out = per_sample.mean()
+        if self.residual_ce:
+            out = out + self.residual_ce * task_loss_for(is_classification(y_true))(y_pred, y_true)
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "output": self.output,
+            "bias": self.bias,
+            "inputs": self.inputs,
+            "residual_ce": self.residual_ce,
+            "extra_dim": self.extra_dim,
+            "class_reduction": self.class_reduction,
+            "beta": self.beta,
+            "gamma": self.gamma,
+            "seed": self.seed,
+        }
+
+    def describe(self) -> str:
+        widths = "-".join(str(w) for w in (2 + self.extra_dim, *self.hidden, 1))
+        return f"MLP {widths} ({self.activation}, output {self.output})"

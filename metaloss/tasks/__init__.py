@@ -1,0 +1,20 @@
+"""Tasks: data splits + model factory + metric + task type, and the task registry."""
+
+from __future__ import annotations
+
+from metaloss.tasks.base import Split, Task, TrainConfig, random_crop_flip
+from metaloss.tasks.registry import TASKS, TaskSpec, build_task, describe, get, names, register_task
+
+__all__ = [
+    "Split",
+    "Task",
+    "TrainConfig",
+    "TASKS",
+    "TaskSpec",
+    "build_task",
+    "describe",
+    "get",
+    "names",
+    "random_crop_flip",
+    "register_task",
+]

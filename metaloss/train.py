@@ -1,0 +1,211 @@
+"""Train any model with any loss callable ``(y_pred, y_true) -> scalar``; evaluate the metric.
+
+Data stays on the task's device; batches are index draws from a seeded per-epoch
+permutation (no DataLoader), so a run is deterministic on CPU for a seed.
+
+Example:
+    >>> import metaloss as ml
+    >>> task = ml.tasks.get("iris-linear")
+    >>> result = ml.train(task, ml.losses.get_loss("cross_entropy"), steps=200, seed=0)
+    >>> result.test_metric < 0.2
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from metaloss.progress import progress_bar
+from metaloss.tasks.base import Split, Task, TrainConfig
+
+
+class Batcher:
+    """Seeded mini-batch indices: a fresh permutation every epoch, drawn on the CPU."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device | str) -> None:
+        self.n, self.batch_size, self.device = n, min(batch_size, n), device
+        self.gen = torch.Generator().manual_seed(seed)
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def next(self) -> Tensor:
+        if self._pos + self.batch_size > self._perm.numel():
+            self._perm = torch.randperm(self.n, generator=self.gen).to(self.device)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """RNG state, current permutation and position (for checkpoints)."""
+        return {
+            "gen": self.gen.get_state(),
+            "perm": self._perm.cpu(),
+            "pos": torch.tensor(self._pos),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.gen.set_state(state["gen"])
+        self._perm = state["perm"].to(self.device)
+        self._pos = int(state["pos"])
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one training run."""
+
+    model: nn.Module
+    val_metric: float
+    test_metric: float
+    metric: str
+    steps: int
+    seconds: float
+    diverged: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "val_metric": self.val_metric,
+            "test_metric": self.test_metric,
+            "metric": self.metric,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "diverged": self.diverged,
+            "history": self.history,
+        }
+
+
+def make_torch_optimizer(
+    params: Any, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """``torch.optim`` optimiser and milestone scheduler for a :class:`TrainConfig`."""
+    if config.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(
+            params, lr=config.lr, weight_decay=config.weight_decay
+        )
+    else:
+        opt = torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+    sched = None
+    if config.milestones:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
+    return opt, sched
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
+    """Model outputs for every row of ``x`` in eval mode (restores the previous mode)."""
+    was_training = model.training
+    model.eval()
+    outs = [model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def evaluate_model(task: Task, model: nn.Module, split: Split, batch_size: int = 2000) -> float:
+    """The task metric of ``model`` on ``split``; the worst value if outputs are not finite."""
+    out = predict(model, split.x, batch_size)
+    if not torch.isfinite(out).all():
+        return worst_metric(task)
+    return float(task.metric(out, split.y))
+
+
+def worst_metric(task: Task) -> float:
+    """The value recorded for a diverged run: error 1.0 or MSE inf."""
+    return 1.0 if task.classification else math.inf
+
+
+def train(
+    task: Task,
+    loss: Callable[[Tensor, Tensor], Tensor],
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    model: nn.Module | None = None,
+    progress: bool = False,
+    on_eval: Callable[[int, nn.Module], None] | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a fresh (or given) model of ``task`` with ``loss``; report val/test metrics.
+
+    ``overrides`` change fields of the config (``steps=500, lr=0.1``). The loss's own
+    parameters are never updated here.
+    """
+    config = (config or task.defaults).with_(**overrides)
+    model = model if model is not None else task.make_model(seed)
+    model.train()
+    if isinstance(loss, nn.Module):
+        loss = loss.to(task.device)
+        frozen = [p for p in loss.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+    else:
+        frozen = []
+    opt, sched = make_torch_optimizer(model.parameters(), config)
+    batcher = Batcher(len(task.train), config.batch_size, seed, task.device)
+    aug_gen = torch.Generator(device=task.device).manual_seed(seed + 1)
+    augment = config.augment and task.augment is not None
+    history: list[dict[str, float]] = []
+    running = torch.zeros((), device=task.device)
+    since = 0
+    diverged = False
+    start = time.perf_counter()
+    try:
+        with progress_bar(config.steps, f"train {task.name}", enabled=progress) as advance:
+            for step in range(1, config.steps + 1):
+                idx = batcher.next()
+                x, y = task.train.x[idx], task.train.y[idx]
+                if augment:
+                    x = task.augment_batch(x, aug_gen)
+                value = loss(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                value.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                running = running + value.detach()
+                since += 1
+                advance(1)
+                if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
+                    mean_loss = float(running) / since
+                    running.zero_()
+                    since = 0
+                    if not math.isfinite(mean_loss):
+                        diverged = True
+                        break
+                    val = evaluate_model(task, model, task.val, config.eval_batch_size)
+                    history.append({"step": step, "train_loss": mean_loss, "val_metric": val})
+                    if on_eval is not None:
+                        on_eval(step, model)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    seconds = time.perf_counter() - start
+    finite = all(torch.isfinite(p).all() for p in model.parameters())
+    diverged = diverged or not finite
+    if diverged:
+        val = test = worst_metric(task)
+    else:
+        val = evaluate_model(task, model, task.val, config.eval_batch_size)
+        test = evaluate_model(task, model, task.test, config.eval_batch_size)
+    return TrainResult(
+        model=model,
+        val_metric=val,
+        test_metric=test,
+        metric=task.metric_name,
+        steps=config.steps,
+        seconds=seconds,
+        diverged=diverged,
+        history=history,
+    )

@@ -1,0 +1,94 @@
+"""The command line: exit codes, one-line errors, artifacts usable by train/evaluate/show."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metaloss.io import save_loss
+from metaloss.losses.taylor import TaylorLoss
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "metaloss.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_tasks_lists_registry():
+    out = cli("tasks", "--json")
+    assert out.returncode == 0
+    names = {r["name"] for r in json.loads(out.stdout)}
+    assert {"digits-mlp", "mnist-lenet5", "cifar10-resnet18", "uci-mlp", "sine"} <= names
+
+
+def test_train_json(tmp_path):
+    out = cli("train", "--task", "iris-linear", "--loss", "ce", "--steps", "100", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["metric"] == "error" and 0 <= res["test_metric"] <= 1
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--task", "nope"], "unknown task"),
+        (["train", "--task", "iris-linear", "--loss", "no_such_loss"], "neither a baseline"),
+        (["train", "--task", "iris-linear", "--steps", "-3"], "steps"),
+        (["train", "--task", "mnist-lenet5", "--data-dir", "/nonexistent/dir"], "/nonexistent"),
+        (["evaluate", "ce", "--task", "iris-linear", "--seeds", "0"], "--seeds"),
+        (["show", "/nonexistent/run"], "no such run"),
+        (["learn", "nomethod"], "unknown method"),
+        (["learn", "taylorglo", "--task", "iris-linear", "--set", "popsize"], "key=value"),
+    ],
+)
+def test_user_errors_are_one_line(args, needle):
+    out = cli(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert needle in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 3  # rich may wrap one long line
+
+
+def test_learn_train_evaluate_show_round_trip(tmp_path):
+    run = tmp_path / "run"
+    out = cli(
+        "learn", "taylorglo", "--task", "iris-linear", "--out", str(run),
+        "--set", "generations=2", "--set", "popsize=4", "--set", "fitness_steps=20",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (run / "spec.json").exists() and (run / "loss.safetensors").exists()
+    out = cli("train", "--task", "iris-linear", "--loss", str(run), "--steps", "50", "--json")
+    assert out.returncode == 0, out.stderr
+    out = cli("evaluate", "ce", str(run), "--task", "iris-linear", "--seeds", "2", "--steps", "50")
+    assert out.returncode == 0 and "ce" in out.stdout, out.stderr
+    out = cli("show", str(run))
+    assert out.returncode == 0 and (run / "loss.png").exists(), out.stderr
+    # learning into a directory with a checkpoint needs --resume
+    out = cli("learn", "ml3", "--task", "iris-linear", "--set", "meta_steps=3", "-o", str(run))
+    assert out.returncode == 0, out.stderr
+
+
+def test_corrupt_artifact_is_a_clear_error(tmp_path):
+    save_loss(tmp_path, TaylorLoss())
+    (tmp_path / "loss.safetensors").write_bytes(b"\x00" * 10)
+    out = cli("train", "--task", "iris-linear", "--loss", str(tmp_path), "--steps", "5")
+    assert out.returncode == 2 and "loss.safetensors" in out.stderr
+
+
+def test_demo_quick(tmp_path):
+    out = cli("demo", "--quick", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "cross_entropy" in out.stdout and (tmp_path / "runs/demo/spec.json").exists()

@@ -1,0 +1,109 @@
+"""Baseline, neural and Taylor losses: values against hand computations, gradients, specs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metaloss.errors import ConfigError
+from metaloss.losses import build_loss, get_loss, outputwise
+from metaloss.losses.neural import NeuralLoss, SmoothLeakyReLU
+from metaloss.losses.taylor import TaylorLoss
+
+
+def test_outputwise_classification_and_regression():
+    logits, labels = torch.randn(5, 4), torch.tensor([0, 3, 1, 2, 3])
+    p, t = outputwise(logits, labels)
+    torch.testing.assert_close(p.sum(-1), torch.ones(5))
+    assert torch.equal(t.argmax(-1), labels) and t.sum() == 5
+    p, t = outputwise(torch.randn(5, 1), torch.randn(5))
+    assert p.shape == t.shape == (5, 1)
+
+
+def test_baselines_match_torch():
+    logits, labels = torch.randn(8, 6), torch.randint(0, 6, (8,))
+    torch.testing.assert_close(get_loss("ce")(logits, labels), F.cross_entropy(logits, labels))
+    ls = get_loss("label_smoothing")(logits, labels)
+    torch.testing.assert_close(ls, F.cross_entropy(logits, labels, label_smoothing=0.1))
+    focal0 = build_loss({"kind": "focal", "config": {"gamma": 0.0}})
+    torch.testing.assert_close(focal0(logits, labels), F.cross_entropy(logits, labels))
+    mse = get_loss("mse")(logits, labels)
+    expected = ((logits.softmax(-1) - F.one_hot(labels, 6)) ** 2).sum(-1).mean()
+    torch.testing.assert_close(mse, expected)
+    y_hat, y = torch.randn(8, 1), torch.randn(8)
+    torch.testing.assert_close(get_loss("mse")(y_hat, y), F.mse_loss(y_hat[:, 0], y))
+
+
+def test_unknown_loss_and_bad_config():
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        get_loss("hinge2")
+    with pytest.raises(ConfigError, match="unknown loss kind"):
+        build_loss({"kind": "os.system"})
+    with pytest.raises(ConfigError, match="focal gamma"):
+        build_loss({"kind": "focal", "config": {"gamma": -1}})
+
+
+def test_taylor_matches_hand_expanded_polynomial():
+    theta = torch.randn(8)
+    loss = TaylorLoss(theta)
+    p, t = torch.rand(4, 3), torch.rand(4, 3)
+    t0, t1, t2, t3, t4, t5, t6, t7 = theta.tolist()
+    d, e = p - t1, t - t0
+    by_hand = (
+        t2 * d
+        + t3 / 2 * d * d
+        + t4 / 6 * d**3
+        + t5 * e * d
+        + t6 / 2 * e * d * d
+        + t7 / 2 * e * e * d
+    )
+    torch.testing.assert_close(loss.pointwise(p, t), by_hand)
+    # batched theta (population) broadcasts over data dims
+    batched = torch.stack([theta, theta * 2])
+    from metaloss.losses.taylor import taylor_polynomial
+
+    out = taylor_polynomial(batched, p, t)
+    torch.testing.assert_close(out[0], by_hand)
+    with pytest.raises(ConfigError, match="8 values"):
+        TaylorLoss([1.0, 2.0])
+
+
+def test_neural_loss_presets_and_spec_round_trip():
+    ml3 = NeuralLoss.ml3(seed=3)
+    assert ml3.config()["hidden"] == [50, 50] and not ml3.bias
+    assert all(p.dim() == 2 for p in ml3.parameters())  # no biases
+    ada = NeuralLoss.adalfl()
+    assert isinstance(ada.net[1], SmoothLeakyReLU) and ada.class_reduction == "mean"
+    rebuilt = build_loss(ml3.spec())
+    rebuilt.load_state_dict(ml3.state_dict())
+    logits, labels = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    torch.testing.assert_close(rebuilt(logits, labels), ml3(logits, labels))
+    # same seed, same weights; softplus output keeps it non-negative
+    assert torch.equal(NeuralLoss.ml3(seed=3).net[0].weight, ml3.net[0].weight)
+    assert float(ml3(logits, labels)) >= 0
+
+
+def test_neural_loss_extra_inputs_and_residual():
+    loss = NeuralLoss(hidden=(8,), extra_dim=2, residual_ce=1.0)
+    logits, labels, extra = torch.randn(5, 3), torch.randint(0, 3, (5,)), torch.randn(5, 2)
+    base = NeuralLoss(hidden=(8,), extra_dim=2)
+    base.load_state_dict(loss.state_dict())
+    expected = base(logits, labels, extra) + F.cross_entropy(logits, labels)
+    torch.testing.assert_close(loss(logits, labels, extra), expected)
+    with pytest.raises(ConfigError, match="extra inputs"):
+        loss(logits, labels)
+
+
+def test_smooth_leaky_relu_formula():
+    act = SmoothLeakyReLU(beta=2.0, gamma=0.1)
+    x = torch.linspace(-3, 3, 7)
+    expected = torch.log1p(torch.exp(2 * x)) / 2 * 0.9 + 0.1 * x
+    torch.testing.assert_close(act(x), expected)
+
+
+def test_neural_loss_gradcheck():
+    loss = NeuralLoss(hidden=(4,), activation="tanh").double()
+    logits = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 4, (3,))
+    assert torch.autograd.gradcheck(lambda z: loss(z, labels), (logits,))
