@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmark scripts: machine info, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict[str, Any]:
+    """Machine, device and commit, recorded with every result."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    except OSError:
+        commit = "unknown"
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": dev,
+        "commit": commit,
+        "python": platform.python_version(),
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json`` with the machine info and print it."""
+    from metaloss.io import write_json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    write_json(path, {"machine": machine(), "command": " ".join(sys.argv), **payload})
+    print(json.dumps(payload, indent=1, default=str)[:4000])
+    print(f"wrote {path}")
+    return path

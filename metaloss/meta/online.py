@@ -1,0 +1,271 @@
+"""AdaLFL (Raymond et al.): the loss keeps adapting online during the whole training run.
+
+After an ML3-style offline initialisation, every ``adapt_every`` base-model steps:
+(1) update the base model with the current learned loss, keeping the graph;
+(2) compute the task loss of the updated model on a query batch (train or validation);
+(3) update the loss parameters through that one-step look-ahead;
+and training continues from the updated model. The base optimiser is a pure functional
+SGD (momentum, Nesterov, weight decay, lr milestones) or Adam, so the look-ahead is exact.
+
+Example:
+    >>> import metaloss as ml
+    >>> task = ml.tasks.get("iris-linear")
+    >>> res = ml.learn("adalfl", task, init_steps=5, steps=50, seed=0)
+    >>> res.info["test_metric"] <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from metaloss import functional as mf
+from metaloss.checkpoint import load_checkpoint, save_checkpoint
+from metaloss.errors import ConfigError
+from metaloss.losses.neural import NeuralLoss
+from metaloss.meta.unrolled import ML3Config, meta_train
+from metaloss.progress import progress_bar
+from metaloss.results import LearnResult
+from metaloss.tasks.base import Task, TrainConfig
+from metaloss.train import Batcher, evaluate_model, worst_metric
+
+
+@dataclass
+class AdaLFLConfig:
+    """AdaLFL settings. ``steps=None`` etc. take the task's meta-test protocol."""
+
+    init_steps: int = 2500
+    adapt_every: int = 1
+    meta_lr: float = 1e-3
+    query: str = "train"  # "train" or "val"
+    snapshots: int = 5
+    checkpoint_every: int = 0
+    steps: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.init_steps < 0 or self.adapt_every < 1 or self.snapshots < 0:
+            raise ConfigError("adalfl: init_steps >= 0, adapt_every >= 1, snapshots >= 0")
+        if self.query not in ("train", "val"):
+            raise ConfigError(f"adalfl: query must be 'train' or 'val', got {self.query!r}")
+
+    def train_config(self, task: Task) -> TrainConfig:
+        return task.defaults.with_(
+            steps=self.steps,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+        )
+
+
+def _lr_scale(cfg: TrainConfig, step: int) -> float:
+    return cfg.gamma ** sum(step >= m for m in cfg.milestones)
+
+
+def online_train(
+    loss: nn.Module,
+    task: Task,
+    config: AdaLFLConfig,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train a base model of ``task`` while adapting ``loss`` online (in place).
+
+    With ``run_dir`` and ``checkpoint_every`` a checkpoint is written periodically and an
+    existing one is resumed. Returns model, metrics, history and loss snapshots.
+    """
+    tcfg = config.train_config(task)
+    loss = loss.to(task.device)
+    model = task.make_model(seed)
+    buffers = mf.buffers_of(model)
+    opt = mf.make_optimizer(
+        tcfg.optimizer,
+        tcfg.lr,
+        momentum=tcfg.momentum,
+        nesterov=tcfg.nesterov,
+        weight_decay=tcfg.weight_decay,
+    )
+    params = mf.params_of(model)
+    state = opt.init(params)
+    meta_params = [p for p in loss.parameters() if p.requires_grad]
+    meta_opt = torch.optim.Adam(meta_params, lr=config.meta_lr)
+    batches = Batcher(len(task.train), tcfg.batch_size, seed, task.device)
+    queries = Batcher(
+        len(task.val if config.query == "val" else task.train),
+        tcfg.batch_size,
+        seed + 1,
+        task.device,
+    )
+    task_loss = task.task_loss()
+    snap_at = {
+        max(1, round(tcfg.steps * (i + 1) / config.snapshots)) for i in range(config.snapshots)
+    }
+    snapshots: dict[str, dict[str, torch.Tensor]] = {"0": _snapshot(loss)}
+    history: list[dict[str, float]] = []
+    start_step, diverged = 0, False
+    if run_dir is not None and config.checkpoint_every:
+        ck = load_checkpoint(run_dir, task.device)
+        if ck is not None:
+            params = {k: v.requires_grad_() for k, v in ck["params"].items()}
+            state = ck["opt_state"]
+            loss.load_state_dict(ck["loss"])
+            meta_opt.load_state_dict(ck["meta_opt"])
+            batches.load_state_dict(ck["batches"])
+            queries.load_state_dict(ck["queries"])
+            snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
+    qsplit = task.val if config.query == "val" else task.train
+    start = time.perf_counter()
+    running, since = 0.0, 0
+    with progress_bar(tcfg.steps - start_step, f"adalfl {task.name}", enabled=progress) as adv:
+        for step in range(start_step + 1, tcfg.steps + 1):
+            state["lr_scale"] = _lr_scale(tcfg, step - 1)
+            idx = batches.next()
+            x, y = task.train.x[idx], task.train.y[idx]
+            if tcfg.augment and task.augment:
+                x = task.augment_batch(x)
+            adapt = meta_params and step % config.adapt_every == 0
+            new, state, value = mf.inner_step(
+                model, params, state, opt, loss, x, y, create_graph=bool(adapt), buffers=buffers
+            )
+            if adapt:
+                q = queries.next()
+                look_ahead = task_loss(mf.forward(model, new, qsplit.x[q], buffers), qsplit.y[q])
+                meta_opt.zero_grad(set_to_none=True)
+                look_ahead.backward()
+                if all(p.grad is None or torch.isfinite(p.grad).all() for p in meta_params):
+                    meta_opt.step()
+            params = mf.detach(new)
+            state = mf.detach_state(state)
+            running += float(value.detach())
+            since += 1
+            adv(1)
+            if step in snap_at:
+                snapshots[str(step)] = _snapshot(loss)
+            every = tcfg.eval_every or max(1, tcfg.steps // 20)
+            if step % every == 0 or step == tcfg.steps:
+                mean = running / max(since, 1)
+                running, since = 0.0, 0
+                if not math.isfinite(mean):
+                    diverged = True
+                    break
+                history.append({"step": step, "train_loss": mean})
+            if (
+                run_dir is not None
+                and config.checkpoint_every
+                and (step % config.checkpoint_every == 0)
+            ):
+                save_checkpoint(
+                    run_dir,
+                    {
+                        "step": step,
+                        "params": params,
+                        "opt_state": state,
+                        "loss": dict(loss.state_dict()),
+                        "meta_opt": meta_opt.state_dict(),
+                        "batches": batches.state_dict(),
+                        "queries": queries.state_dict(),
+                        "snapshots": snapshots,
+                        "history": history,
+                    },
+                )
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(params[k])
+    finite = all(torch.isfinite(p).all() for p in model.parameters())
+    if diverged or not finite:
+        val = test = worst_metric(task)
+    else:
+        val = evaluate_model(task, model, task.val)
+        test = evaluate_model(task, model, task.test)
+    return {
+        "model": model,
+        "val_metric": val,
+        "test_metric": test,
+        "seconds": seconds,
+        "history": history,
+        "snapshots": snapshots,
+        "diverged": diverged or not finite,
+    }
+
+
+def _snapshot(loss: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in loss.state_dict().items()}
+
+
+def learn_adalfl(
+    task: Task,
+    seed: int = 0,
+    progress: bool = False,
+    loss: nn.Module | None = None,
+    run_dir: str | Path | None = None,
+    **options: Any,
+) -> LearnResult:
+    """``metaloss.learn("adalfl", task)``: offline init + online adaptation over a full run.
+
+    Options: :class:`AdaLFLConfig` fields, plus ``init_lr`` / ``init_meta_lr`` for the
+    offline phase and NeuralLoss fields (``hidden``, ``activation``...).
+    """
+    fields = set(AdaLFLConfig.__dataclass_fields__)
+    cfg = AdaLFLConfig(**{k: v for k, v in options.items() if k in fields})
+    rest = {k: v for k, v in options.items() if k not in fields}
+    init_lr = rest.pop("init_lr", None)
+    if loss is None:
+        try:
+            loss = NeuralLoss.adalfl(seed=seed, **rest)
+        except TypeError as exc:
+            raise ConfigError(f"adalfl: unknown option ({exc})") from None
+    elif rest:
+        raise ConfigError(f"adalfl: unknown options {sorted(rest)}")
+    start = time.perf_counter()
+    init_hist: list[dict[str, float]] = []
+    resuming = run_dir is not None and (Path(run_dir) / "checkpoint.json").exists()
+    if cfg.init_steps and not resuming:
+        tcfg = cfg.train_config(task)
+        ml3 = ML3Config(
+            meta_steps=cfg.init_steps,
+            inner_lr=init_lr or tcfg.lr,
+            meta_lr=cfg.meta_lr,
+            batch_size=tcfg.batch_size,
+        )
+        init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress)
+    out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress)
+    seconds = time.perf_counter() - start
+    history = [{"phase": "offline", **r} for r in init_hist] + [
+        {"phase": "online", **r} for r in out["history"]
+    ]
+    return LearnResult(
+        method="adalfl",
+        task=task.name,
+        loss=loss.cpu(),
+        seconds=seconds,
+        history=history,
+        config={**cfg.__dict__, "seed": seed},
+        info={
+            "val_metric": out["val_metric"],
+            "test_metric": out["test_metric"],
+            "online_seconds": out["seconds"],
+            "diverged": out["diverged"],
+        },
+        tensors={
+            f"snapshot.{step}.{k}": v
+            for step, snap in out["snapshots"].items()
+            for k, v in snap.items()
+        },
+    )
