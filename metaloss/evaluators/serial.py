@@ -1,0 +1,62 @@
+"""The serial evaluator (the reference) and the standard fitness: a short training run.
+
+Example:
+    >>> import metaloss as ml
+    >>> from metaloss.evaluators import Candidate, SerialEvaluator, TrainFitness
+    >>> task = ml.tasks.get("iris-linear")
+    >>> ev = SerialEvaluator(TrainFitness(task, steps=50))
+    >>> [f.ok for f in ev.evaluate([Candidate(0, {"kind": "cross_entropy"})])]
+    [True]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from metaloss.evaluators.base import Candidate, Fitness, FitnessFunction, guarded
+from metaloss.tasks.base import Task, TrainConfig
+from metaloss.train import train
+
+
+@dataclass
+class TrainFitness:
+    """Fitness = validation metric after training a fresh, identically seeded model.
+
+    The EvoMAL/TaylorGLO protocol: 500 SGD steps (lr 0.01, batch 128) by default; the
+    seed is the same for every candidate so that only the loss differs.
+    """
+
+    task: Task
+    steps: int = 500
+    seed: int = 0
+    config: TrainConfig | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def train_config(self) -> TrainConfig:
+        return (self.config or self.task.defaults).with_(steps=self.steps, **self.overrides)
+
+    def __call__(self, candidate: Candidate) -> Fitness:
+        loss = candidate.build()
+        res = train(self.task, loss, self.train_config(), seed=self.seed)
+        if res.diverged or not math.isfinite(res.val_metric):
+            return Fitness.failure("training diverged (non-finite loss or weights)", res.seconds)
+        return Fitness(res.val_metric, seconds=res.seconds, info={"test": res.test_metric})
+
+
+class SerialEvaluator:
+    """Evaluate candidates one after another in this process (the reference evaluator)."""
+
+    def __init__(self, fitness: FitnessFunction, on_result: Callable[..., None] | None = None):
+        self.fitness = fitness
+        self.on_result = on_result
+
+    def evaluate(self, candidates: Sequence[Candidate]) -> list[Fitness]:
+        out = []
+        for c in candidates:
+            out.append(guarded(self.fitness, c))
+            if self.on_result is not None:
+                self.on_result(c, out[-1])
+        return out

@@ -1,0 +1,147 @@
+"""The ask/tell loop shared by every population search, with checkpoint and resume.
+
+A search implements ``ask() -> list[Candidate]`` and ``tell(candidates, fitnesses)`` and
+is deterministic for its seed. The loop writes each finished generation to
+``history.jsonl`` (fitness records) and ``evals.safetensors`` (tensors returned by the
+evaluator, e.g. tuned weights). Resuming *replays* the recorded generations: the search
+asks again (same seed, same candidates, checked by digest) and is told the recorded
+fitness, so the resumed run continues exactly where the interrupted one stopped, with no
+pickled state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from metaloss import io
+from metaloss.errors import ArtifactError
+from metaloss.evaluators.base import Candidate, Evaluator, Fitness
+from metaloss.progress import progress_bar
+
+HISTORY, EVALS, SEARCH_META = "history.jsonl", "evals.safetensors", "search.json"
+
+
+class Search(Protocol):
+    """An ask/tell population search."""
+
+    def ask(self) -> list[Candidate]: ...
+
+    def tell(self, candidates: Sequence[Candidate], fitnesses: Sequence[Fitness]) -> None: ...
+
+
+def candidate_digest(c: Candidate) -> str:
+    """A short digest of a candidate's spec and tensors (to check a replay)."""
+    h = hashlib.sha256(json.dumps(c.spec, sort_keys=True, default=str).encode())
+    for k in sorted(c.tensors):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(c.tensors[k].detach().cpu().float().numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _fitness_from_record(rec: dict[str, Any], tensors: dict[str, Any], key: str) -> Fitness:
+    value = rec["value"]
+    fit = Fitness(
+        math.inf if value is None else float(value),
+        ok=bool(rec["ok"]),
+        reason=rec.get("reason", ""),
+        seconds=float(rec.get("seconds", 0.0)),
+        info=rec.get("info", {}),
+    )
+    prefix = f"{key}."
+    fit.tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return fit
+
+
+def run_search(
+    search: Search,
+    evaluator: Evaluator,
+    generations: int,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+    name: str = "search",
+    on_generation: Callable[[int, list[Candidate], list[Fitness]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``generations`` ask/evaluate/tell rounds; resume from ``run_dir`` if it has history.
+
+    Returns one summary row per generation (best, median, rejects, seconds).
+    """
+    run_dir = Path(run_dir) if run_dir is not None else None
+    summaries: list[dict[str, Any]] = []
+    saved: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    if run_dir is not None and (run_dir / HISTORY).exists():
+        records = [r for r in io.read_jsonl(run_dir / HISTORY) if r.get("type") == "generation"]
+        if (run_dir / EVALS).exists():
+            saved = io.load_tensors(run_dir / EVALS)
+    start = time.perf_counter()
+    with progress_bar(generations, name, enabled=progress) as advance:
+        for gen in range(generations):
+            cands = search.ask()
+            if gen < len(records):  # replay a recorded generation
+                rec = records[gen]
+                digests = [candidate_digest(c) for c in cands]
+                if digests != rec["digests"]:
+                    raise ArtifactError(
+                        f"{run_dir / HISTORY}: generation {gen} does not match this search "
+                        "(different seed or settings?); use a new run directory"
+                    )
+                fits = [
+                    _fitness_from_record(r, saved, f"g{gen}.c{i}")
+                    for i, r in enumerate(rec["fitness"])
+                ]
+                summaries.append(rec["summary"])
+            else:
+                t0 = time.perf_counter()
+                fits = evaluator.evaluate(cands)
+                summary = summarise(gen, fits, time.perf_counter() - t0)
+                summaries.append(summary)
+                if run_dir is not None:
+                    for i, f in enumerate(fits):
+                        for k, v in f.tensors.items():
+                            saved[f"g{gen}.c{i}.{k}"] = v
+                    if any(f.tensors for f in fits):
+                        io.save_tensors(run_dir / EVALS, saved)
+                    row = {
+                        "type": "generation",
+                        "generation": gen,
+                        "digests": [candidate_digest(c) for c in cands],
+                        "fitness": [f.to_dict() for f in fits],
+                        "summary": summary,
+                    }
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    io.append_jsonl(run_dir / HISTORY, [row])
+            search.tell(cands, fits)
+            if on_generation is not None:
+                on_generation(gen, cands, fits)
+            s = summaries[-1]
+            advance(1, info=f"best {s['best']:.4f} median {s['median']:.4f} rejects {s['rejects']}")
+    if summaries:
+        summaries[-1]["total_seconds"] = time.perf_counter() - start
+    return summaries
+
+
+def summarise(gen: int, fits: Sequence[Fitness], seconds: float) -> dict[str, Any]:
+    """Best / median fitness, number of rejected candidates and their reasons."""
+    ok = [f.value for f in fits if f.ok]
+    reasons: dict[str, int] = {}
+    for f in fits:
+        if not f.ok:
+            key = f.reason.split(":")[0][:60]
+            reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "generation": gen,
+        "best": float(min(ok)) if ok else math.inf,
+        "median": float(np.median(ok)) if ok else math.inf,
+        "rejects": len(fits) - len(ok),
+        "reasons": reasons,
+        "seconds": seconds,
+        "candidates": len(fits),
+    }
