@@ -164,10 +164,12 @@ def learn(
         t = None
         options["device"] = device
     out = out or Path("runs") / f"{task if t is not None else 'generated'}-{method.lower()}"
-    if resume or method.lower() in ("evomal", "gplfl", "taylorglo", "mln", "adalfl"):
-        options.setdefault("run_dir", str(out))
-    if not resume and options.get("run_dir") and (out / "checkpoint.json").exists():
-        raise ConfigError(f"{out} holds a checkpoint: pass --resume or choose another --out")
+    options.setdefault("run_dir", str(out))
+    partial = any((out / f).exists() for f in ("checkpoint.json", "generations.jsonl"))
+    if not resume and partial:
+        raise ConfigError(
+            f"{out} holds a previous run: pass --resume to continue it or choose another --out"
+        )
     try:
         result = fn(t, seed=seed, progress=True, **options)
     except TypeError as exc:

@@ -131,7 +131,7 @@ def online_train(
             snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
     qsplit = task.val if config.query == "val" else task.train
     start = time.perf_counter()
-    running, since = 0.0, 0
+    running, since = torch.zeros((), device=task.device), 0
     with progress_bar(tcfg.steps - start_step, f"adalfl {task.name}", enabled=progress) as adv:
         for step in range(start_step + 1, tcfg.steps + 1):
             state["lr_scale"] = _lr_scale(tcfg, step - 1)
@@ -139,28 +139,23 @@ def online_train(
             x, y = task.train.x[idx], task.train.y[idx]
             if tcfg.augment and task.augment:
                 x = task.augment_batch(x)
-            adapt = meta_params and step % config.adapt_every == 0
-            new, state, value = mf.inner_step(
-                model, params, state, opt, loss, x, y, create_graph=bool(adapt), buffers=buffers
-            )
+            adapt = bool(meta_params) and step % config.adapt_every == 0
+            query = None
             if adapt:
                 q = queries.next()
-                look_ahead = task_loss(mf.forward(model, new, qsplit.x[q], buffers), qsplit.y[q])
-                meta_opt.zero_grad(set_to_none=True)
-                look_ahead.backward()
-                if all(p.grad is None or torch.isfinite(p.grad).all() for p in meta_params):
-                    meta_opt.step()
-            params = mf.detach(new)
-            state = mf.detach_state(state)
-            running += float(value.detach())
+                query = (qsplit.x[q], qsplit.y[q])
+            params, state, value, _ = online_step(
+                model, params, state, opt, loss, (x, y), query, meta_opt, task_loss, buffers
+            )
+            running = running + value
             since += 1
             adv(1)
             if step in snap_at:
                 snapshots[str(step)] = _snapshot(loss)
             every = tcfg.eval_every or max(1, tcfg.steps // 20)
             if step % every == 0 or step == tcfg.steps:
-                mean = running / max(since, 1)
-                running, since = 0.0, 0
+                mean = float(running) / max(since, 1)
+                running, since = torch.zeros((), device=task.device), 0
                 if not math.isfinite(mean):
                     diverged = True
                     break
@@ -205,6 +200,37 @@ def online_train(
     }
 
 
+def online_step(
+    model: nn.Module,
+    params: mf.Params,
+    state: mf.State,
+    opt: mf.Optimizer,
+    loss: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    query: tuple[torch.Tensor, torch.Tensor] | None,
+    meta_opt: torch.optim.Optimizer,
+    task_loss: nn.Module,
+    buffers: mf.Params | None = None,
+) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
+    """One AdaLFL step: base-model update under ``loss`` and, with a ``query`` batch, one
+    update of the loss parameters through the look-ahead. Returns the detached new params,
+    optimiser state, the learned-loss value and the look-ahead task loss (or ``None``)."""
+    x, y = batch
+    new, state, value = mf.inner_step(
+        model, params, state, opt, loss, x, y, create_graph=query is not None, buffers=buffers
+    )
+    look_ahead = None
+    if query is not None:
+        look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+        meta_opt.zero_grad(set_to_none=True)
+        look_ahead.backward()
+        grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in loss.parameters())
+        if grads_ok:
+            meta_opt.step()
+        look_ahead = look_ahead.detach()
+    return mf.detach(new), mf.detach_state(state), value.detach(), look_ahead
+
+
 def _snapshot(loss: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in loss.state_dict().items()}
 
@@ -235,6 +261,8 @@ def learn_adalfl(
         raise ConfigError(f"adalfl: unknown options {sorted(rest)}")
     start = time.perf_counter()
     init_hist: list[dict[str, float]] = []
+    if run_dir is not None and "checkpoint_every" not in options:
+        cfg.checkpoint_every = 500
     resuming = run_dir is not None and (Path(run_dir) / "checkpoint.json").exists()
     if cfg.init_steps and not resuming:
         tcfg = cfg.train_config(task)

@@ -2,7 +2,7 @@
 
 A search implements ``ask() -> list[Candidate]`` and ``tell(candidates, fitnesses)`` and
 is deterministic for its seed. The loop writes each finished generation to
-``history.jsonl`` (fitness records) and ``evals.safetensors`` (tensors returned by the
+``generations.jsonl`` (fitness records) and ``evals.safetensors`` (tensors returned by the
 evaluator, e.g. tuned weights). Resuming *replays* the recorded generations: the search
 asks again (same seed, same candidates, checked by digest) and is told the recorded
 fitness, so the resumed run continues exactly where the interrupted one stopped, with no
@@ -26,7 +26,7 @@ from metaloss.errors import ArtifactError
 from metaloss.evaluators.base import Candidate, Evaluator, Fitness
 from metaloss.progress import progress_bar
 
-HISTORY, EVALS, SEARCH_META = "history.jsonl", "evals.safetensors", "search.json"
+HISTORY, EVALS = "generations.jsonl", "evals.safetensors"
 
 
 class Search(Protocol):

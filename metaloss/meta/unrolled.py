@@ -23,12 +23,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from metaloss import functional as mf
+from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ConfigError
 from metaloss.progress import progress_bar
 from metaloss.tasks.base import Task
@@ -155,6 +157,27 @@ class MetaStepper:
         self.step_count += 1
         return float(meta_value.detach())
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue meta-training exactly (for checkpoints)."""
+        return {
+            "step": self.step_count,
+            "loss": dict(self.loss.state_dict()),
+            "meta_opt": self.meta_opt.state_dict(),
+            "batches": self.batches.state_dict(),
+            "val_batches": self.val_batches.state_dict(),
+            "params": self.params,
+            "state": self.state,
+        }
+
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        self.step_count = int(ck["step"])
+        self.loss.load_state_dict(ck["loss"])
+        self.meta_opt.load_state_dict(ck["meta_opt"])
+        self.batches.load_state_dict(ck["batches"])
+        self.val_batches.load_state_dict(ck["val_batches"])
+        self.params = {k: v.requires_grad_() for k, v in ck["params"].items()}
+        self.state = ck["state"]
+
 
 def meta_train(
     loss: nn.Module,
@@ -164,14 +187,26 @@ def meta_train(
     objective: Objective | None = None,
     progress: bool = False,
     log_every: int = 10,
+    run_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
 ) -> list[dict[str, float]]:
-    """Meta-train ``loss`` in place with ML3; returns the history (one row per meta step)."""
+    """Meta-train ``loss`` in place with ML3; returns the history (one row per meta step).
+
+    With ``run_dir`` and ``checkpoint_every`` a checkpoint is saved periodically and an
+    existing one is resumed, continuing exactly where it stopped.
+    """
     config = config or ML3Config()
     stepper = MetaStepper(loss, task, config, seed, objective)
     history: list[dict[str, float]] = []
+    if run_dir is not None and checkpoint_every:
+        ck = load_checkpoint(run_dir, task.device)
+        if ck is not None:
+            stepper.load_state_dict(ck["stepper"])
+            history = ck["history"]
     start = time.perf_counter()
-    with progress_bar(config.meta_steps, f"ml3 {task.name}", enabled=progress) as advance:
-        for i in range(config.meta_steps):
+    remaining = config.meta_steps - stepper.step_count
+    with progress_bar(remaining, f"ml3 {task.name}", enabled=progress) as advance:
+        for i in range(stepper.step_count, config.meta_steps):
             value = stepper.step()
             history.append(
                 {"meta_step": i + 1, "meta_loss": value, "seconds": time.perf_counter() - start}
@@ -180,6 +215,8 @@ def meta_train(
             advance(1, info=info)
             if not math.isfinite(value):
                 history[-1]["diverged"] = 1.0
+            if run_dir is not None and checkpoint_every and (i + 1) % checkpoint_every == 0:
+                save_checkpoint(run_dir, {"stepper": stepper.state_dict(), "history": history})
     return history
 
 
@@ -190,6 +227,8 @@ def learn_ml3(
     loss: nn.Module | None = None,
     preset: str = "ml3",
     objective: Objective | None = None,
+    run_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
     **options: Any,
 ) -> Any:
     """``metaloss.learn("ml3", task)``: meta-train a neural loss offline; a LearnResult.
@@ -214,7 +253,16 @@ def learn_ml3(
     elif loss_kw:
         raise ConfigError(f"ml3: unknown options {sorted(loss_kw)}")
     start = time.perf_counter()
-    history = meta_train(loss, task, cfg, seed=seed, objective=objective, progress=progress)
+    history = meta_train(
+        loss,
+        task,
+        cfg,
+        seed=seed,
+        objective=objective,
+        progress=progress,
+        run_dir=run_dir,
+        checkpoint_every=checkpoint_every if run_dir is not None else 0,
+    )
     seconds = time.perf_counter() - start
     cfg_dict = {k: v for k, v in cfg.__dict__.items() if k != "extra"}
     return LearnResult(
