@@ -26,6 +26,23 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+
+@app.callback()
+def _global(
+    threads: Annotated[
+        int,
+        typer.Option(help="torch CPU threads (0: torch's default; 1 is fastest for small models)"),
+    ] = 0,
+) -> None:
+    """Meta-learn loss functions: ML3, AdaLFL, EvoMAL, GP-LFL, MLN, TaylorGLO."""
+    if threads < 0:
+        raise ConfigError("--threads must be >= 0")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task name (see `metaloss tasks`)")]
 DataDirOpt = Annotated[
     str | None, typer.Option("--data-dir", "-d", help="folder or file with the task's data")
@@ -193,8 +210,8 @@ def show(
     loss = io.load(run_dir)
     console.print(f"[bold]method[/] {spec.get('method', '?')}   [bold]task[/] {spec.get('task')}")
     console.print(f"[bold]loss[/]   {loss.describe()}")
-    if hasattr(loss, "latex"):
-        console.print(f"[bold]LaTeX[/]  {loss.latex()}")
+    if hasattr(loss, "to_latex"):
+        console.print(f"[bold]LaTeX[/]  {loss.to_latex()}")
     for k, v in (spec.get("info") or {}).items():
         console.print(f"[bold]{k}[/] {v}")
     hof = spec.get("hall_of_fame") or []
@@ -210,6 +227,34 @@ def show(
     path = plot or run_dir / "loss.png"
     plot_losses({"learned": loss, "cross_entropy": get_baseline("ce")}, path, title=str(run))
     console.print(f"[green]plot[/] {path}")
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="quick, paper-mnist, paper-cifar10, transfer")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder")] = None,
+    seeds: Annotated[int | None, typer.Option(help="seeds per cell (suite default)")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="restrict tasks")] = None,
+    method: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="restrict methods")
+    ] = None,
+    budget: Annotated[str, typer.Option(help="suite, quick or reference")] = "suite",
+    steps: Annotated[int | None, typer.Option(help="meta-test steps (task default)")] = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Run a benchmark suite (resumable): JSON cells, summary and a markdown table."""
+    from metaloss.suite import run_suite
+
+    out = out or Path("runs") / f"bench-{suite}"
+    summary = run_suite(
+        suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
+        data_dir=data_dir, device=device, log=console.print,
+    )  # fmt: skip
+    from metaloss.suite import markdown
+
+    console.print(markdown(summary))
+    console.print(f"[green]wrote[/] {out}/summary.json, {out}/table.md")
 
 
 @app.command()

@@ -136,7 +136,7 @@ def find_data_dir(name: str, data_dir: PathLike | None) -> Path:
     """Where the data set ``name`` lives.
 
     In order: ``data_dir`` when given; else ``$METALOSS_DATA_DIR/<name>``; else
-    ``../shared/datasets/<name>`` relative to the working directory when it exists. ``name`` is
+    ``../shared/datasets/<name>`` beside the working directory or the source checkout. ``name`` is
     the standard sub-folder (or file), e.g. ``"mnist"``,
     ``"cifar10_jpeg/cifar10-images-jpeg-q75.zip"`` or ``"uci_regression/yacht"``.
 
@@ -158,9 +158,11 @@ def find_data_dir(name: str, data_dir: PathLike | None) -> Path:
                 "pass --data-dir or fix METALOSS_DATA_DIR"
             )
         return path
-    path = Path.cwd().parent / "shared" / "datasets" / name
-    if path.exists():
-        return path
+    # ../shared/datasets beside the working directory, or beside a source checkout.
+    for root in (Path.cwd().parent, Path(__file__).resolve().parents[3]):
+        path = root / "shared" / "datasets" / name
+        if path.exists():
+            return path
     raise DataError(
         f"cannot find data set {name!r}: pass --data-dir (or set METALOSS_DATA_DIR to the folder "
         f"that holds {name!r}); nothing is downloaded"

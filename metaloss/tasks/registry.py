@@ -143,12 +143,12 @@ for _model, _kw, _desc in [
         model_kwargs=_kw,
         defaults=TrainConfig(steps=10_000, lr=0.01, batch_size=128),
     )
-for _ds in ("fashion", "kmnist"):
+for _ds, _title in (("fashion", "Fashion-MNIST"), ("kmnist", "KMNIST")):
     _add(
         f"{_ds}-lenet5",
         f"idx:{_ds}_mnist",
         "lenet5",
-        f"{_ds.upper()}-MNIST idx files (--data-dir), LeNet-5",
+        f"{_title} idx files (--data-dir), LeNet-5",
         defaults=TrainConfig(steps=10_000),
         needs_data_dir=True,
     )
