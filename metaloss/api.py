@@ -88,7 +88,7 @@ def evaluate(
 
     Baselines come first; every row is compared with the first one (Welch's t-test).
     """
-    from metaloss.train import train
+    from metaloss.training import train
 
     if isinstance(losses, str | Loss | Path):
         losses = [losses]

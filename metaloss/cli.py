@@ -101,7 +101,7 @@ def train(
 ) -> None:
     """Train one model of TASK with a loss and print its validation and test metric."""
     from metaloss.api import resolve_loss
-    from metaloss.train import train as run_train
+    from metaloss.training import train as run_train
 
     t = _task(task, data_dir, device)
     name, loss_fn = resolve_loss(loss)

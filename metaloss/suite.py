@@ -129,7 +129,7 @@ def run_suite(
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``."""
     import metaloss as ml
-    from metaloss.train import train
+    from metaloss.training import train
 
     if isinstance(suite, str):
         if suite not in SUITES:

@@ -17,7 +17,7 @@ from metaloss.meta.evolution import CMAES, OpenAIES, VectorFamily
 from metaloss.meta.mln import MLNFitness, learn_mln, mln_template, task_seeds
 from metaloss.tasks.generated import cosine_distance, make_linear_task, make_nonlinear_task
 from metaloss.tasks.models import build_model
-from metaloss.train import train
+from metaloss.training import train
 
 TINY = dict(
     generations=8,

@@ -9,7 +9,7 @@ from metaloss import tasks
 from metaloss.errors import ConfigError
 from metaloss.losses import get_loss
 from metaloss.tasks.base import TrainConfig, random_crop_flip
-from metaloss.train import Batcher, train
+from metaloss.training import Batcher, train
 
 
 def test_same_seed_same_result(digits):

@@ -19,7 +19,7 @@ Agreement with :class:`~metaloss.evaluators.serial.SerialEvaluator`:
     seed, device)``), same augmentation stream, same optimiser math, same failure rule (a
     member fails when its weights, or - with ``eval_every > 0`` - its training loss, become
     non-finite; a classification member whose weights are finite but whose outputs are not
-    gets error 1.0, as in :func:`metaloss.train.evaluate_model`). The only difference is
+    gets error 1.0, as in :func:`metaloss.training.evaluate_model`). The only difference is
     float summation order inside batched matrix products (about 1e-8 relative per step on
     CPU). Tolerance: ``ok`` flags are equal, and ``|value_batched - value_serial| <=
     2 / len(task.val)`` for error rates (two validation samples may flip their argmax after a
@@ -84,7 +84,7 @@ from metaloss.evaluators.serial import SerialEvaluator, TrainFitness
 from metaloss.losses.base import Loss, is_classification
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.train import Batcher, worst_metric
+from metaloss.training import Batcher, worst_metric
 
 __all__ = ["BatchedEvaluator", "auto_chunk_size", "available_memory", "member_bytes"]
 
@@ -320,10 +320,7 @@ class BatchedEvaluator:
         if isinstance(fitness, TrainFitness):
             self.train_fitness = fitness
         elif _is_evomal(fitness):
-            f: Any = fitness
-            self.train_fitness = TrainFitness(
-                f.task, f.fitness_steps, f.seed, overrides=dict(f.overrides)
-            )
+            self.train_fitness = fitness.train_fitness()  # type: ignore[attr-defined]
         else:
             self._fall_back(f"fitness {type(fitness).__name__} is not a TrainFitness")
         if self.train_fitness is not None:
@@ -367,28 +364,10 @@ class BatchedEvaluator:
 
     # -- EvoMAL: filter and local search per candidate (as EvoMALFitness.__call__) ---------
     def _evomal_prepare(self, cand: Candidate) -> tuple[Candidate, dict[str, Tensor]] | Fitness:
-        f: Any = self.fitness
-        from metaloss.meta.gp import rejection_filter
-        from metaloss.meta.unrolled import MetaStepper, ML3Config
-
         try:
-            loss = cand.build().to(f.task.device)
-            if f.filter_steps:
-                ok, reason = rejection_filter(loss, f.task, f.seed, steps=f.filter_steps)
-                if not ok:
-                    return Fitness.failure(reason)
-            tensors: dict[str, Tensor] = {}
-            if f.local_steps and any(p.requires_grad for p in loss.parameters()):
-                cfg = ML3Config(meta_steps=f.local_steps, meta_lr=f.local_lr)
-                stepper = MetaStepper(loss, f.task, cfg, seed=f.seed)
-                for _ in range(f.local_steps):
-                    stepper.step()
-                if not all(torch.isfinite(p).all() for p in loss.parameters()):
-                    return Fitness.failure("local search: non-finite weights")
-                tensors = {"weights": loss.weights.detach().cpu().clone()}
+            return self.fitness.prepare(cand)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - invalid candidates are data, not crashes
             return Fitness.failure(_reason(exc))
-        return Candidate(cand.id, cand.spec, tensors or cand.tensors), tensors
 
     # -- one chunk of members trained together ---------------------------------------------
     def _train_chunk(self, cands: Sequence[Candidate]) -> list[Fitness]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from metaloss.evaluators.base import Candidate, Fitness, FitnessFunction, guarded
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.train import train
+from metaloss.training import train
 
 
 @dataclass

@@ -218,7 +218,11 @@ class EvoMALFitness:
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, candidate: Candidate) -> Fitness:
+    def prepare(self, candidate: Candidate) -> tuple[Candidate, dict[str, torch.Tensor]] | Fitness:
+        """The cheap-first steps before training: the filter, then the local search.
+
+        Returns the tuned candidate and its tuned tensors, or a failure record.
+        """
         loss = candidate.build().to(self.task.device)
         if self.filter_steps:
             ok, reason = rejection_filter(loss, self.task, self.seed, steps=self.filter_steps)
@@ -233,10 +237,18 @@ class EvoMALFitness:
             if not all(torch.isfinite(p).all() for p in loss.parameters()):
                 return Fitness.failure("local search: non-finite weights")
             tensors = {"weights": loss.weights.detach().cpu().clone()}
-        tuned = Candidate(candidate.id, candidate.spec, tensors or candidate.tensors)
-        fit = TrainFitness(self.task, self.fitness_steps, self.seed, overrides=self.overrides)(
-            tuned
-        )
+        return Candidate(candidate.id, candidate.spec, tensors or candidate.tensors), tensors
+
+    def train_fitness(self) -> TrainFitness:
+        """The final stage: a short training run of a fresh, identically seeded model."""
+        return TrainFitness(self.task, self.fitness_steps, self.seed, overrides=self.overrides)
+
+    def __call__(self, candidate: Candidate) -> Fitness:
+        prepared = self.prepare(candidate)
+        if isinstance(prepared, Fitness):
+            return prepared
+        tuned, tensors = prepared
+        fit = self.train_fitness()(tuned)
         fit.tensors = tensors
         return fit
 

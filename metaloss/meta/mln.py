@@ -50,7 +50,7 @@ from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
 from metaloss.tasks.base import TrainConfig
 from metaloss.tasks.generated import GeneratedTask, cosine_distance, make_linear_task
-from metaloss.train import train
+from metaloss.training import train
 
 __all__ = ["MLNFitness", "fit_to_cross_entropy", "learn_mln", "mln_template", "task_seeds"]
 

@@ -34,7 +34,7 @@ from metaloss.meta.unrolled import ML3Config, meta_train
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.train import Batcher, evaluate_model, worst_metric
+from metaloss.training import Batcher, evaluate_model, worst_metric
 
 
 @dataclass

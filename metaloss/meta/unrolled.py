@@ -34,7 +34,7 @@ from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ConfigError
 from metaloss.progress import progress_bar
 from metaloss.tasks.base import Task
-from metaloss.train import Batcher
+from metaloss.training import Batcher
 
 # objective(model, params, x, y) -> scalar meta-loss of the updated parameters.
 Objective = Callable[[nn.Module, mf.Params, Tensor, Tensor], Tensor]

@@ -1,0 +1,300 @@
+"""ML3 for RL: simulator physics, gradients through rollouts, fast end-to-end experiments."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from metaloss import functional as mf
+from metaloss import io
+from metaloss.errors import ConfigError
+from metaloss.rl import learn_rl
+from metaloss.rl import mountaincar as mc
+from metaloss.rl import policy_gradient as pg
+from metaloss.rl import reacher as rc
+from metaloss.rl.envs import CartPole, MountainCar, Pendulum, Reacher
+from metaloss.rl.losses import StepLoss, meta_train_rl, sgd_step
+
+# ----------------------------------------------------------------------------- physics
+
+
+def test_mountaincar_limits_and_swing():
+    env = MountainCar()
+    gen = torch.Generator().manual_seed(0)
+    s = env.reset(64, gen)
+    assert ((s[:, 0] >= -0.6) & (s[:, 0] <= -0.4)).all() and (s[:, 1] == 0).all()
+    for _ in range(300):
+        s = env.step(s, torch.rand(64, generator=gen) * 4 - 2)  # actions beyond [-1, 1]
+        assert (s[:, 0] >= env.x_min).all() and (s[:, 0] <= env.x_max).all()
+        assert (s[:, 1].abs() <= env.v_max + 1e-7).all()
+    # Full throttle right from the bottom never reaches the goal: the car must swing.
+    s = env.reset(16, gen)
+    reached = torch.zeros(16, dtype=torch.bool)
+    for _ in range(200):
+        s = env.step(s, torch.ones(16))
+        reached |= env.success(s)
+    assert not reached.any()
+    # Bang-bang in the direction of motion (energy pumping) does reach it.
+    s = env.reset(16, gen)
+    reached = torch.zeros(16, dtype=torch.bool)
+    for _ in range(200):
+        a = torch.where(s[:, 1] < 0, -1.0, 1.0)
+        s = env.step(s, a)
+        reached |= env.success(s)
+    assert reached.all()
+    # The left wall stops the car.
+    s = env.step(torch.tensor([[-1.19, -0.05]]), torch.tensor([-1.0]))
+    assert float(s[0, 0]) == pytest.approx(env.x_min) and float(s[0, 1]) == 0.0
+
+
+def test_mountaincar_energy_conserved_without_force():
+    env = MountainCar()
+    s = torch.tensor([[-0.52, 0.0], [-0.7, 0.01]], dtype=torch.float64)
+    e0 = env.energy(s)
+    drift = torch.zeros(2, dtype=torch.float64)
+    for _ in range(500):
+        s = env.step(s, torch.zeros(2, dtype=torch.float64))
+        drift = torch.maximum(drift, (env.energy(s) - e0).abs())
+    # symplectic Euler: bounded oscillation, a small fraction of the potential range 2g/3
+    assert (drift < 0.05 * 2 * env.gravity / 3).all()
+
+
+def test_reacher_kinematics_and_energy():
+    arm = Reacher(damping=0.0, dt=0.01)
+    tip = arm.fingertip(
+        torch.tensor([[0.0, 0.0, 0, 0], [math.pi / 2, 0, 0, 0], [0, math.pi, 0, 0]])
+    )
+    assert torch.allclose(tip, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), atol=1e-6)
+    m = arm.mass_matrix(torch.rand(8, 2, dtype=torch.float64) * 6)
+    assert torch.allclose(m, m.transpose(1, 2))
+    assert (torch.linalg.eigvalsh(m) > 0).all()
+    # no torque, no damping, no gravity: kinetic energy is conserved (symplectic Euler)
+    s = torch.tensor([[0.3, -0.5, 1.0, -2.0]], dtype=torch.float64)
+    e0 = float(arm.energy(s))
+    energies = []
+    for _ in range(500):
+        s = arm.step(s, torch.zeros(1, 2, dtype=torch.float64))
+        energies.append(float(arm.energy(s)))
+    assert max(abs(e - e0) for e in energies) < 0.02 * e0
+    # damping dissipates, torque along the velocity adds energy
+    damped = Reacher(damping=0.5)
+    s = torch.tensor([[0.3, -0.5, 1.0, -2.0]])
+    s2 = damped.step(s, torch.zeros(1, 2))
+    assert float(damped.energy(s2)) < float(damped.energy(s))
+    s3 = damped.step(torch.zeros(1, 4), torch.ones(1, 2))
+    assert float(damped.energy(s3)) > 0
+
+
+def test_pendulum_and_cartpole_basics():
+    pend = Pendulum()
+    s, r = pend.step(torch.tensor([[0.0, 0.0], [math.pi, 0.0]]), torch.zeros(2))
+    assert float(r[0]) == 0.0 and float(r[1]) == pytest.approx(-(math.pi**2), rel=1e-5)
+    cp = CartPole()
+    s = cp.reset(5, torch.Generator().manual_seed(0))
+    assert (s.abs() <= 0.05).all() and not cp.failed(s).any()
+    for _ in range(100):
+        s = cp.step(s, torch.ones(5))
+    assert cp.failed(s).all()  # always pushing right topples the pole
+
+
+def test_envs_match_gymnasium():
+    gym = pytest.importorskip("gymnasium")
+    env = gym.make("CartPole-v1").unwrapped
+    obs, _ = env.reset(seed=0)
+    s = torch.tensor(obs, dtype=torch.float64)[None]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = int(rng.integers(2))
+        obs, _, terminated, *_ = env.step(a)
+        s = CartPole().step(s, torch.tensor([a]))
+        assert np.allclose(s[0].numpy(), obs, atol=1e-5)
+        assert bool(CartPole().failed(s)[0]) == terminated
+        if terminated:
+            break
+    env = gym.make("Pendulum-v1").unwrapped
+    env.reset(seed=0)
+    s = torch.tensor(env.state, dtype=torch.float64)[None]
+    for _ in range(20):
+        u = float(rng.uniform(-2, 2))
+        _, reward, *_ = env.step(np.array([u], dtype=np.float32))
+        s, r = Pendulum().step(s, torch.tensor([u], dtype=torch.float64))
+        assert np.allclose(s[0].numpy(), env.state, atol=1e-4)
+        assert float(r[0]) == pytest.approx(float(reward), abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+def _fd_check(f, params: dict[str, torch.Tensor], eps: float = 1e-6) -> None:
+    value = f(params)
+    g = mf.grad(value, params)
+    gen = torch.Generator().manual_seed(1)
+    d = {k: torch.randn(p.shape, generator=gen, dtype=p.dtype) for k, p in params.items()}
+    analytic = sum(float((g[k] * d[k]).sum()) for k in params)
+    with torch.no_grad():
+        plus = f({k: p + eps * d[k] for k, p in params.items()})
+        minus = f({k: p - eps * d[k] for k, p in params.items()})
+    numeric = float(plus - minus) / (2 * eps)
+    assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_mountaincar_rollout_gradient_matches_finite_differences():
+    cfg = mc.MCConfig()
+    params = {k: v.detach().double().requires_grad_() for k, v in mc.policy_init(cfg, 3).items()}
+    starts = MountainCar().reset(4, torch.Generator().manual_seed(0), torch.float64)
+    loss = mc.make_loss(cfg, 0).double()
+
+    def f(p):
+        states, actions = mc.rollout(p, starts, 30, action_repeat=2)
+        return loss(mc.features(states, actions)) + states[:, -1, 0].sum()
+
+    _fd_check(f, params)
+
+
+def test_reacher_rollout_gradient_matches_finite_differences():
+    cfg = rc.ReacherConfig()
+    params = {k: v.detach().double().requires_grad_() for k, v in rc.policy_init(cfg, 3).items()}
+    starts, goals = rc.sample_pairs(4, 0, cfg.train_angles, torch.float64)
+
+    def f(p):
+        states, actions = rc.rollout(p, starts, goals, 15)  # true simulator
+        return rc.task_loss(states, goals) + 0.1 * rc.goal_distance(states, goals).mean()
+
+    _fd_check(f, params)
+
+
+def test_meta_gradient_matches_finite_differences():
+    """d(meta-objective)/d(loss parameters) through one inner step, float64."""
+    cfg = mc.MCConfig()
+    loss = mc.make_loss(cfg, 0).double()
+    p0 = {k: v.detach().double().requires_grad_() for k, v in mc.policy_init(cfg, 3).items()}
+    starts = MountainCar().reset(4, torch.Generator().manual_seed(0), torch.float64)
+
+    def meta() -> torch.Tensor:
+        states, actions = mc.rollout(p0, starts, 20, 2)
+        p1 = sgd_step(p0, loss(mc.features(states, actions)), 0.3, 1.0, create_graph=True)
+        return mc.shaped_objective(mc.rollout(p1, starts, 20, 2)[0], cfg)
+
+    phi = dict(loss.named_parameters())
+    g = torch.autograd.grad(meta(), list(phi.values()), allow_unused=True)
+    gen = torch.Generator().manual_seed(2)
+    d = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in phi.values()]
+    analytic = sum(float((gi * di).sum()) for gi, di in zip(g, d) if gi is not None)
+    eps = 1e-6
+
+    def shifted(scale: float) -> float:
+        with torch.no_grad():
+            for p, di in zip(phi.values(), d):
+                p.add_(scale * di)
+        value = float(meta().detach())  # needs autograd for the inner step
+        with torch.no_grad():
+            for p, di in zip(phi.values(), d):
+                p.sub_(scale * di)
+        return value
+
+    plus, minus = shifted(eps), shifted(-eps)
+    assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=1e-4, abs=1e-10)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_step_loss_roundtrip(tmp_path):
+    loss = StepLoss(features=["a", "b", "c"], hidden=[8, 8], seed=3)
+    x = torch.randn(2, 7, 3)
+    io.save_loss(tmp_path, loss, meta={"method": "ml3"})
+    back = io.load(tmp_path)
+    assert isinstance(back, StepLoss) and back.features == ["a", "b", "c"]
+    assert torch.allclose(back(x), loss(x))
+    with pytest.raises(ConfigError):
+        loss(torch.randn(2, 7, 4))
+    with pytest.raises(ConfigError):
+        StepLoss(activation="nope")
+
+
+def test_learn_rl_unknown_task_and_option():
+    with pytest.raises(ConfigError):
+        learn_rl("rl-nope")
+    with pytest.raises(ConfigError):
+        learn_rl("rl-cartpole", not_an_option=1)
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+def test_mountaincar_end_to_end(tmp_path):
+    res = learn_rl("rl-mountaincar", seed=0, run_dir=tmp_path, meta_steps=2, batch=4, horizon=40)
+    assert len(res.history) == 2 and all(math.isfinite(r["meta_loss"]) for r in res.history)
+    loss = io.load(tmp_path)
+    cfg = mc.MCConfig(batch=4, horizon=40, train_steps=2, eval_starts=8)
+    out = mc.train_and_eval(loss, cfg, seed=0, keep_states=True)
+    assert 0.0 <= out["success"] <= 1.0 and out["x"].shape == (8, 41)
+    base = mc.train_and_eval(None, cfg, seed=0)
+    assert math.isfinite(base["final_distance"])
+
+
+def test_reacher_end_to_end(tmp_path):
+    res = learn_rl(
+        "rl-reacher",
+        seed=0,
+        run_dir=tmp_path,
+        episodes=32,
+        model_steps=40,
+        meta_steps=2,
+        batch=4,
+        horizon=10,
+    )
+    assert float(res.info["model_one_step_nmse"]) < 1.0  # better than predicting no change
+    loss = io.load(tmp_path)
+    cfg = rc.ReacherConfig(episodes=32, model_steps=40, batch=4, horizon=10, test_goals=4)
+    model = rc.fit_dynamics(cfg, 0)
+    out = rc.train_and_eval(loss, model, cfg, seed=0)
+    assert math.isfinite(out["final_distance"]) and out["final_distance"] >= 0
+
+
+def test_cartpole_end_to_end(tmp_path):
+    res = learn_rl("rl-cartpole", seed=0, run_dir=tmp_path, meta_steps=3, batch=4, horizon=30)
+    assert "episode_return" in res.history[0]
+    loss = io.load(tmp_path)
+    cfg = pg.PGConfig(batch=4, horizon=30, train_steps=2, eval_episodes=4)
+    assert pg.train_and_eval(loss, cfg, 0)["return"] >= 1
+    assert pg.train_and_eval(None, cfg, 0)["return"] >= 1
+
+
+def test_pendulum_return_objective():
+    cfg = pg.PGConfig(env="pendulum", meta_objective="return", horizon=15, batch=4, meta_steps=2)
+    loss, hist = pg.meta_train_loss(cfg, seed=0)
+    assert len(hist) == 2 and all(math.isfinite(r["meta_loss"]) for r in hist)
+    with pytest.raises(ConfigError):
+        pg.PGConfig(env="cartpole", meta_objective="return")
+
+
+def test_reacher_meta_training_lowers_meta_objective():
+    """On a fixed policy init and goal batch, ML3 makes one learned-loss step reach closer
+    (through the learned model) than the untrained loss does."""
+    cfg = rc.ReacherConfig(episodes=64, model_steps=150, horizon=20)
+    model = rc.fit_dynamics(cfg, 0)
+    starts, goals = rc.sample_pairs(8, 3, cfg.train_angles)
+    loss = rc.make_loss(cfg, 0)
+
+    def inner(p, step, k):
+        states, actions = rc.rollout(p, starts, goals, cfg.horizon, model)
+        return loss(rc.features(states, actions, goals))
+
+    def objective(p, step):
+        return rc.task_loss(rc.rollout(p, starts, goals, cfg.horizon, model)[0], goals)
+
+    hist = meta_train_rl(
+        loss,
+        lambda s: rc.policy_init(cfg, 5),
+        inner,
+        objective,
+        meta_steps=25,
+        meta_lr=0.01,
+        inner_lr=0.3,
+    )
+    first, last = hist[0]["meta_loss"], np.mean([r["meta_loss"] for r in hist[-3:]])
+    assert last < first - 0.03, f"meta-objective {first:.4f} -> {last:.4f}"
