@@ -22,7 +22,7 @@ from metaloss.losses.neural import NeuralLoss
 from metaloss.meta.unrolled import ML3Config, meta_train
 from metaloss.tasks.base import Split, Task, TrainConfig
 from metaloss.tasks.models import build_model
-from metaloss.train import train
+from metaloss.training import train
 
 
 def sine_task(amp: float, phase: float, lo: float, hi: float, n: int, seed: int) -> Task:

@@ -36,7 +36,7 @@ from metaloss.losses import get_loss
 from metaloss.meta.mln import MLNFitness, learn_mln, task_seeds
 from metaloss.results import welch_p
 from metaloss.tasks.generated import make_linear_task, make_nonlinear_task
-from metaloss.train import train
+from metaloss.training import train
 
 PUBLIC = ("digits-linear", "breast_cancer-linear", "wine-linear", "mnist1d-mlp")
 EVAL_STREAM = 2  # task stream of the held-out tasks (0: meta-training, 1: learn_mln's held-out)

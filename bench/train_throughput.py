@@ -21,7 +21,7 @@ from common import write_result  # noqa: I001
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import metaloss as ml
-from metaloss.train import train
+from metaloss.training import train
 
 
 class PerSample(Dataset):
