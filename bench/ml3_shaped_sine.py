@@ -86,7 +86,7 @@ def success_rate(loss, seed: int, args) -> tuple[float, list[float]]:
     return hits / (args.test_tasks * args.test_inits), finals
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--meta-steps", type=int, default=1500)
@@ -104,7 +104,11 @@ def main() -> None:
     ap.add_argument("--test-steps", type=int, default=300)
     ap.add_argument("--tol", type=float, default=0.1)
     ap.add_argument("--trajectory", type=int, default=1, help="shaped: average over inner steps")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     torch.set_num_threads(1)
     rates: dict[str, list[float]] = {"mse": [], "ml3_plain": [], "ml3_shaped": []}
     losses = {}

@@ -76,3 +76,31 @@ def test_ml3_beats_mse_on_sine():
         seeds=1, meta_steps=300, n_sines=3, steps=100, lr=1e-3, inner_lr=1e-3
     )
     assert per_seed["ml3"][0] < 0.8 * per_seed["mse"][0]
+
+
+@pytest.mark.slow
+def test_shaped_loss_reaches_the_true_frequency_more_often_than_mse():
+    """Fast variant of bench/ml3_shaped_sine.py (one seed, fewer meta steps and test runs)."""
+    import ml3_shaped_sine as shaped
+
+    args = shaped.parser().parse_args(
+        ["--meta-steps", "800", "--test-tasks", "2", "--test-inits", "20", "--test-steps", "200"]
+    )
+    mse = shaped.success_rate(None, 0, args)[0]
+    learned = shaped.meta_train("shaped", args.meta_steps, 0, args)
+    assert shaped.success_rate(learned, 0, args)[0] > mse + 0.2
+
+
+@pytest.mark.slow
+def test_mnist_pair_transfer_runs(data_root, tmp_path, monkeypatch):
+    """Fast variant of bench/ml3_mnist_pairs.py: end to end, results written."""
+    import common
+    import ml3_mnist_pairs as pairs
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    out = pairs.main(
+        ["--seeds", "1", "--meta-steps", "20", "--test-pairs", "4,9", "--budgets", "20",
+         "--data-dir", str(data_root / "mnist")]
+    )  # fmt: skip
+    assert set(out["summary"]["4v9@20"]) == {"ce", "ml3"}
+    assert (tmp_path / "ml3_mnist_pairs.json").exists()
