@@ -258,6 +258,21 @@ def bench(
 
 
 @app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="run directory or bench folder")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="output folder (default: PATH)")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML (and markdown) report of a run or a bench folder."""
+    from metaloss.report import write_report
+
+    html = write_report(path, out)
+    print(html)
+    print(html.with_suffix(".md"))
+
+
+@app.command()
 def demo(
     quick: Annotated[bool, typer.Option(help="a smaller budget (for tests)")] = False,
 ) -> None:
