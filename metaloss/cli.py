@@ -43,6 +43,13 @@ def _global(
         torch.set_num_threads(threads)
 
 
+RL_TASKS = {
+    "rl-mountaincar": "differentiable Mountain Car, shaped (intermediate goal) or plain ML3 loss",
+    "rl-reacher": "2-link reacher, loss trains a policy through a learned dynamics ensemble",
+    "rl-cartpole": "CartPole, learned loss replacing the REINFORCE objective",
+    "rl-pendulum": "Pendulum, learned loss replacing the REINFORCE objective",
+}
+
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task name (see `metaloss tasks`)")]
 DataDirOpt = Annotated[
     str | None, typer.Option("--data-dir", "-d", help="folder or file with the task's data")
@@ -77,13 +84,17 @@ def tasks_cmd(as_json: JsonOpt = False) -> None:
 
     rows = tasks.describe()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        rl = [{"name": n, "model": "policy", "description": d, "data_dir": "none"}
+              for n, d in RL_TASKS.items()]  # fmt: skip
+        print(json.dumps(rows + rl, indent=2))
         return
     table = Table(title="metaloss tasks")
     for col in ("name", "model", "description", "data_dir"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["name"], r["model"], r["description"], r["data_dir"])
+    for name, desc in RL_TASKS.items():
+        table.add_row(name, "policy", desc + " (metaloss learn ml3 only)", "none")
     console.print(table)
 
 
@@ -175,6 +186,20 @@ def learn(
     options = _parse_options(option or [])
     if evaluator is not None:
         options["evaluator"] = evaluator
+    if task.startswith("rl-"):
+        if method.lower() != "ml3":
+            raise ConfigError(f"RL tasks ({task}) are meta-learned with ml3, not {method}")
+        from metaloss.rl import learn_rl
+
+        out = out or Path("runs") / f"{task}-ml3"
+        try:
+            result = learn_rl(task, seed=seed, progress=True, **options)
+        except TypeError as exc:
+            raise ConfigError(f"learn ml3 --task {task}: {exc}") from None
+        result.save(out)
+        console.print(str(result))
+        console.print(f"[green]saved[/] {out}")
+        return
     if method.lower() != "mln":
         t = _task(task, data_dir, device, seed)
     else:

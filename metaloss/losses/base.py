@@ -33,6 +33,7 @@ _LAZY_KINDS = {
     "neural": "metaloss.losses.neural",
     "taylor": "metaloss.losses.taylor",
     "symbolic": "metaloss.losses.symbolic",
+    "rl_step": "metaloss.rl.losses",
 }
 
 
