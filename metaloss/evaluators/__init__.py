@@ -26,12 +26,12 @@ __all__ = [
 
 
 def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
-    """An evaluator by name: ``serial`` (reference), ``batched`` (vmap) or ``ray``."""
+    """An evaluator by name: ``serial`` (reference), ``batched`` (alias ``vmap``) or ``ray``."""
     from metaloss.errors import ConfigError
 
     if name == "serial":
         return SerialEvaluator(fitness)
-    if name == "batched":
+    if name in ("batched", "vmap"):
         from metaloss.evaluators.batched import BatchedEvaluator
 
         return BatchedEvaluator(fitness, **options)

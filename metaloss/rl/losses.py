@@ -252,6 +252,8 @@ def meta_train_rl(
 ) -> list[dict[str, float]]:
     """ML3 meta-training of a policy loss, in place; returns one history row per meta step.
 
+    :func:`meta_train_rl_with` takes the schedule (meta_steps, inner_steps, ...) from a config.
+
     Args:
         loss: the learned loss (its parameters are meta-trained with Adam).
         fresh_params: ``step -> policy parameters`` (a fresh initialisation per meta step).
@@ -325,3 +327,24 @@ __all__ = [
     "smooth",
     "train_policy",
 ]
+
+
+SCHEDULE_FIELDS = (
+    "meta_steps", "inner_steps", "inner_lr", "max_norm", "meta_lr", "reset_every",
+)  # fmt: skip
+
+
+def meta_train_rl_with(
+    cfg: Any,
+    loss: nn.Module,
+    fresh_params: Callable[[int], mf.Params],
+    inner_loss: Callable[[mf.Params, int, int], Tensor],
+    objective: Callable[[mf.Params, int], Tensor],
+    progress: bool = False,
+    name: str = "ml3-rl",
+) -> list[dict[str, float]]:
+    """:func:`meta_train_rl` with the schedule read from ``cfg`` (any experiment config)."""
+    schedule = {f: getattr(cfg, f) for f in SCHEDULE_FIELDS}
+    return meta_train_rl(
+        loss, fresh_params, inner_loss, objective, progress=progress, name=name, **schedule
+    )

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.rl.envs import MountainCar
-from metaloss.rl.losses import StepLoss, meta_train_rl, mlp_apply, mlp_init, train_policy
+from metaloss.rl.losses import StepLoss, meta_train_rl_with, mlp_apply, mlp_init, train_policy
 
 FEATURES = ("x", "v", "a", "goal_dist")
 VARIANTS = ("plain", "shaped")
@@ -213,17 +213,12 @@ def meta_train_loss(
         )
         return shaped_objective(states, cfg) if variant == "shaped" else task_loss(states)
 
-    history = meta_train_rl(
+    history = meta_train_rl_with(
+        cfg,
         loss,
         lambda step: policy_init(cfg, _init_seed(seed) if cfg.fixed_init else base + step),
         inner,
         objective,
-        meta_steps=cfg.meta_steps,
-        inner_steps=cfg.inner_steps,
-        inner_lr=cfg.inner_lr,
-        max_norm=cfg.max_norm,
-        meta_lr=cfg.meta_lr,
-        reset_every=cfg.reset_every,
         progress=progress,
         name=f"ml3 mountain car ({variant})",
     )

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.rl.envs import CartPole, Pendulum
-from metaloss.rl.losses import StepLoss, meta_train_rl, mlp_apply, mlp_init, train_policy
+from metaloss.rl.losses import StepLoss, meta_train_rl_with, mlp_apply, mlp_init, train_policy
 
 FEATURES = ("logp", "return_to_go", "t")
 ENVS = ("cartpole", "pendulum")
@@ -233,17 +233,12 @@ def meta_train_loss(
             return -differentiable_return(params, cfg, cfg.batch, gen)
         return reinforce(params, cfg, sample(params, cfg, cfg.batch, gen))
 
-    history = meta_train_rl(
+    history = meta_train_rl_with(
+        cfg,
         loss,
         lambda step: policy_init(cfg, base + step),
         inner,
         objective,
-        meta_steps=cfg.meta_steps,
-        inner_steps=cfg.inner_steps,
-        inner_lr=cfg.inner_lr,
-        max_norm=cfg.max_norm,
-        meta_lr=cfg.meta_lr,
-        reset_every=cfg.reset_every,
         progress=progress,
         name=f"ml3 policy gradient ({cfg.env})",
     )

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from metaloss import functional as mf
 from metaloss.rl.envs import Reacher
-from metaloss.rl.losses import StepLoss, meta_train_rl, mlp_apply, mlp_init, train_policy
+from metaloss.rl.losses import StepLoss, meta_train_rl_with, mlp_apply, mlp_init, train_policy
 
 FEATURES = ("goal_dist", "tau1", "tau2", "dq1", "dq2")
 ENV = Reacher()
@@ -288,17 +288,12 @@ def meta_train_loss(
         states, _ = rollout(params, starts, goals, cfg.horizon, model)
         return task_loss(states, goals)
 
-    history = meta_train_rl(
+    history = meta_train_rl_with(
+        cfg,
         loss,
         lambda step: policy_init(cfg, _init_seed(seed) if cfg.fixed_init else base + step),
         inner,
         objective,
-        meta_steps=cfg.meta_steps,
-        inner_steps=cfg.inner_steps,
-        inner_lr=cfg.inner_lr,
-        max_norm=cfg.max_norm,
-        meta_lr=cfg.meta_lr,
-        reset_every=cfg.reset_every,
         progress=progress,
         name="ml3 reacher (model-based)",
     )
