@@ -193,6 +193,9 @@ def test_find_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         find_data_dir("no_such_set", None)
     monkeypatch.delenv("METALOSS_DATA_DIR")
     monkeypatch.chdir(tmp_path)
+    import metaloss.tasks.datasets as datasets_module
+
+    monkeypatch.setattr(datasets_module, "CHECKOUT_PARENT", tmp_path / "elsewhere")
     with pytest.raises(DataError, match="--data-dir"):
         find_data_dir("mnist", None)
 

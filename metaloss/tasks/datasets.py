@@ -132,6 +132,10 @@ class ArrayData:
 # --------------------------------------------------------------------------------------------
 
 
+# The folder that holds a source checkout of metaloss (where ``shared/datasets`` may sit).
+CHECKOUT_PARENT = Path(__file__).resolve().parents[3]
+
+
 def find_data_dir(name: str, data_dir: PathLike | None) -> Path:
     """Where the data set ``name`` lives.
 
@@ -159,7 +163,7 @@ def find_data_dir(name: str, data_dir: PathLike | None) -> Path:
             )
         return path
     # ../shared/datasets beside the working directory, or beside a source checkout.
-    for root in (Path.cwd().parent, Path(__file__).resolve().parents[3]):
+    for root in (Path.cwd().parent, CHECKOUT_PARENT):
         path = root / "shared" / "datasets" / name
         if path.exists():
             return path
