@@ -259,7 +259,7 @@ def ray_evaluator(tmp_path_factory):
             "marker_dir": str(tmp_path_factory.mktemp("crash")),
         },
     )
-    ev = RayEvaluator(spec, num_workers=2, max_retries=1, startup_timeout=120)
+    ev = RayEvaluator(spec, num_workers=2, max_retries=1, startup_timeout=600)
     try:
         ev.start()
         yield task, ev
