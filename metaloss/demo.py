@@ -30,6 +30,7 @@ def run_demo(quick: bool = False, console: Console | None = None, out: str = "ru
         if quick
         else dict(population=16, generations=8, fitness_steps=500, local_steps=50)
     )
+    budget["seed_trees"] = "baselines"  # start from CE and squared error: small budgets pay off
     seeds, steps = (2, 300) if quick else (5, 1000)
     console.rule("[bold]metaloss demo: EvoMAL on digits-mlp")
     console.print(

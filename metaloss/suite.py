@@ -48,16 +48,28 @@ QUICK_BUDGETS: dict[str, dict[str, Any]] = {
     "ml3": {"meta_steps": 300},
     "adalfl": {"init_steps": 300},
     "taylorglo": {"generations": 6, "popsize": 10, "fitness_steps": 300},
-    "gplfl": {"population": 12, "generations": 6, "fitness_steps": 300},
-    "evomal": {"population": 12, "generations": 6, "fitness_steps": 300, "local_steps": 50},
+    "gplfl": {"population": 12, "generations": 6, "fitness_steps": 300, "seed_trees": "baselines"},
+    "evomal": {
+        "population": 12,
+        "generations": 6,
+        "fitness_steps": 300,
+        "local_steps": 50,
+        "seed_trees": "baselines",
+    },
     "mln": {"generations": 30, "popsize": 16},
 }
 MNIST_BUDGETS: dict[str, dict[str, Any]] = {
     "ml3": {"meta_steps": 500},
     "adalfl": {"init_steps": 500},
     "taylorglo": {"generations": 4, "popsize": 8, "fitness_steps": 300},
-    "gplfl": {"population": 10, "generations": 4, "fitness_steps": 300},
-    "evomal": {"population": 10, "generations": 4, "fitness_steps": 300, "local_steps": 50},
+    "gplfl": {"population": 10, "generations": 4, "fitness_steps": 300, "seed_trees": "baselines"},
+    "evomal": {
+        "population": 10,
+        "generations": 4,
+        "fitness_steps": 300,
+        "local_steps": 50,
+        "seed_trees": "baselines",
+    },
     "mln": {"generations": 30, "popsize": 16},
 }
 REFERENCE_BUDGETS: dict[str, dict[str, Any]] = {

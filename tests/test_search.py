@@ -188,3 +188,23 @@ def test_evaluate_report_and_welch(iris):
     assert [r.name for r in report.rows] == ["cross_entropy", "mse"]
     assert np.isnan(report.rows[0].p_value) and 0 <= report.rows[1].p_value <= 1
     assert "cross_entropy" in report.markdown()
+
+
+def test_seed_trees_enter_the_first_generation_and_survive_by_elitism():
+    from metaloss.meta.gp import BASELINE_TREES, resolve_seed_trees
+
+    assert resolve_seed_trees("baselines") == list(BASELINE_TREES.values())
+    assert resolve_seed_trees(["ce", "abs(sub(y, y_hat))"])[1] == "abs(sub(y, y_hat))"
+    search = GPSearch(population=6, seed=0, seed_trees="baselines", learn_weights=False)
+    first = [c.build().tree.to_prefix() for c in search.ask()]
+    ce = ml.losses.symbolic.Tree.parse(BASELINE_TREES["ce"]).to_prefix()
+    assert ce in first
+
+    def fitness(c: Candidate) -> Fitness:  # the CE tree is the best possible here
+        return Fitness(0.0 if c.build().tree.to_prefix() == ce else 1.0)
+
+    search = GPSearch(population=6, seed=0, seed_trees="baselines", learn_weights=False)
+    run_search(search, SerialEvaluator(fitness), generations=4)
+    assert any(m.tree.to_prefix() == ce for m in search.members)
+    with pytest.raises(ml.MetalossError, match="seed_trees"):
+        GPSearch(population=2, seed=0, seed_trees=["ce", "mse", "ce"])

@@ -71,6 +71,7 @@ class GPSearch:
         parsimony: float = 1.4,
         max_height: int = 10,
         init_depth: tuple[int, int] = (2, 4),
+        seed_trees: Sequence[str] | str | None = None,
         elitism: int = 1,
         hof_size: int = 10,
         learn_weights: bool = True,
@@ -84,6 +85,9 @@ class GPSearch:
         self.tournament, self.parsimony, self.max_height = tournament, parsimony, max_height
         self.init_depth, self.elitism, self.hof_size = tuple(init_depth), elitism, hof_size
         self.learn_weights, self.seed = learn_weights, seed
+        self.seed_trees = [Tree.parse(t) for t in resolve_seed_trees(seed_trees)]
+        if len(self.seed_trees) > population:
+            raise ConfigError("gp: more seed_trees than the population size")
         self.rng = random.Random(seed)
         self.members: list[Member] = []
         self.cache: dict[str, Member] = {}
@@ -119,9 +123,9 @@ class GPSearch:
         """New, never-seen trees of the next generation (cached ones are not re-evaluated)."""
         if not self.members:
             lo, hi = self.init_depth
-            trees = [
+            trees = list(self.seed_trees) + [
                 ramped_half_and_half(self.rng, lo, hi, self.max_height)
-                for _ in range(self.population)
+                for _ in range(self.population - len(self.seed_trees))
             ]
             elites: list[Member] = []
         else:
@@ -177,6 +181,32 @@ class GPSearch:
                 key = m.reason.split(":")[0][:60] or "unknown"
                 out[key] = out.get(key, 0) + 1
         return out
+
+
+BASELINE_TREES = {
+    "ce": "mul(-1, mul(y, plog(y_hat)))",  # cross-entropy on probabilities
+    "mse": "square(sub(y, y_hat))",
+}
+
+
+def resolve_seed_trees(seed_trees: Sequence[str] | str | None) -> list[str]:
+    """Trees to put into the initial population, as prefix strings.
+
+    ``"baselines"`` means cross-entropy and squared error; names in :data:`BASELINE_TREES`
+    and prefix strings such as ``"abs(sub(y, y_hat))"`` may be mixed in a list. The
+    reference EvoMAL starts from random trees only (``None``); seeding makes small budgets
+    useful, because elitism then never loses the seeded losses.
+    """
+    if seed_trees is None:
+        return []
+    items = [seed_trees] if isinstance(seed_trees, str) else list(seed_trees)
+    out: list[str] = []
+    for item in items:
+        if item == "baselines":
+            out += list(BASELINE_TREES.values())
+        else:
+            out.append(BASELINE_TREES.get(item, item))
+    return out
 
 
 def rejection_filter(
@@ -276,6 +306,7 @@ def _learn_gp(
         "parsimony",
         "max_height",
         "init_depth",
+        "seed_trees",
         "elitism",
         "hof_size",
     }
