@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--adapt-every", type=int, default=1, help="adapt the loss every k steps")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     task = ml.tasks.get(args.task, device=args.device)
@@ -33,11 +34,15 @@ def main() -> None:
     ce_s, ada_s = [], []
     for _ in range(args.repeats):  # interleaved, so both see the same machine load
         ce_s.append(train(task, ce, steps=args.steps, seed=0).seconds)
-        out = online_train(NeuralLoss.adalfl(), task, AdaLFLConfig(steps=args.steps, snapshots=0))
+        out = online_train(
+            NeuralLoss.adalfl(),
+            task,
+            AdaLFLConfig(steps=args.steps, snapshots=0, adapt_every=args.adapt_every),
+        )
         ada_s.append(out["seconds"])
     ratio = min(ada_s) / min(ce_s)
     write_result(
-        f"adalfl_overhead_{args.task}_{args.device}",
+        f"adalfl_overhead_{args.task}_{args.device}_every{args.adapt_every}",
         {
             "args": vars(args),
             "ce_seconds": ce_s,
