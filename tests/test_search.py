@@ -208,3 +208,10 @@ def test_seed_trees_enter_the_first_generation_and_survive_by_elitism():
     assert any(m.tree.to_prefix() == ce for m in search.members)
     with pytest.raises(ml.MetalossError, match="seed_trees"):
         GPSearch(population=2, seed=0, seed_trees=["ce", "mse", "ce"])
+
+
+def test_suite_maps_only_baselines_to_the_task_loss():
+    from metaloss.suite import _baseline_for
+
+    assert _baseline_for("ce", False) == "mse" and _baseline_for("ce", True) == "ce"
+    assert _baseline_for("ml3", False) == "ml3" and _baseline_for("evomal", True) == "evomal"
