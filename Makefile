@@ -16,7 +16,7 @@ $(VENV)/.torch:
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml
-	$(PIP) install -q -e ".[test,ray]"
+	$(PIP) install -q -e ".[test,ray,rl]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,7 +33,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix metaloss tests bench
 
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 bench: $(VENV)/.installed
 	$(PY) bench/train_throughput.py
