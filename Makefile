@@ -33,7 +33,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix metaloss tests bench
 
 test: lint
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q --durations=15 --doctest-modules metaloss tests
 
 bench: $(VENV)/.installed
 	$(PY) bench/train_throughput.py

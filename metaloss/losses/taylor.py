@@ -12,7 +12,7 @@ Example:
     >>> from metaloss.losses.taylor import TaylorLoss
     >>> loss = TaylorLoss([0.0, 0.0, 0.0, 2.0, 0.0, -2.0, 0.0, 0.0])  # (y_hat - y)^2 + const
     >>> p, t = torch.tensor([[0.3]]), torch.tensor([[1.0]])
-    >>> round(float(loss.pointwise(p, t)), 4)  # y_hat^2 - 2 y y_hat
+    >>> round(float(loss.pointwise(p, t).detach()), 4)  # y_hat^2 - 2 y y_hat
     -0.51
 """
 
