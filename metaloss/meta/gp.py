@@ -310,7 +310,8 @@ def _learn_gp(
         "elitism",
         "hof_size",
     }
-    unknown = set(options) - gp_fields - {"filter_steps", "local_lr"}
+    ev_fields = {"address", "num_workers", "max_retries", "chunk_size", "threads_per_worker"}
+    unknown = set(options) - gp_fields - ev_fields - {"filter_steps", "local_lr"}
     if unknown:
         raise ConfigError(f"{method}: unknown options {sorted(unknown)}")
     search = GPSearch(
@@ -326,7 +327,7 @@ def _learn_gp(
         seed=seed,
         **{k: v for k, v in options.items() if k in ("filter_steps", "local_lr")},
     )
-    ev = make_evaluator(evaluator, fitness)
+    ev = make_evaluator(evaluator, fitness, **{k: v for k, v in options.items() if k in ev_fields})
     start = time.perf_counter()
     history = run_search(search, ev, generations, run_dir, progress, f"{method} {task.name}")
     hof = search.hall_of_fame()
