@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 import metaloss as ml
@@ -72,3 +73,62 @@ def test_adalfl_regression(tmp_path):
     assert res.info["test_metric"] < 1.0
     res.save(tmp_path)
     assert (tmp_path / "extra.safetensors").exists()
+
+
+def _meta_grads(method, model, opt, x, y, xq, yq, task_loss):
+    torch.manual_seed(0)
+    loss = NeuralLoss.adalfl(seed=1).double()
+    params = mf.params_of(model)
+    state = opt.init(params)
+    # one warm-up step so momentum buffers / Adam moments are non-trivial
+    params, state, _ = mf.inner_step(model, params, state, opt, loss, xq, yq, create_graph=False)
+    params, state = mf.detach(params), mf.detach_state(state)
+    meta_opt = torch.optim.SGD(loss.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in loss.parameters()]
+    buffers = mf.buffers_of(model)
+    new, _, _, look = online_step(
+        model, params, state, opt, loss, (x, y), (xq, yq), meta_opt, task_loss, buffers, method
+    )
+    grads = [b - p.detach() for b, p in zip(before, loss.parameters())]
+    return grads, new, look
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        mf.sgd(0.3),
+        mf.sgd(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        mf.adam(1e-2, weight_decay=1e-4),
+    ],
+    ids=["sgd", "nesterov-wd", "adam"],
+)
+@pytest.mark.parametrize("norm", [False, True], ids=["mlp", "batchnorm"])
+def test_jvp_meta_gradient_equals_double_backward(digits, opt, norm):
+    """The forward-mode meta-gradient is the exact one, for every base optimiser."""
+    torch.manual_seed(0)
+    layers = [torch.nn.Flatten(), torch.nn.Linear(64, 32)]
+    layers += [torch.nn.BatchNorm1d(32)] if norm else []
+    model = torch.nn.Sequential(*layers, torch.nn.ReLU(), torch.nn.Linear(32, 10)).double()
+    x, y = digits.train.x[:64].double(), digits.train.y[:64]
+    xq, yq = digits.train.x[64:128].double(), digits.train.y[64:128]
+    task_loss = digits.task_loss()
+    exact, new_e, look_e = _meta_grads("exact", copy.deepcopy(model), opt, x, y, xq, yq, task_loss)
+    fast, new_f, look_f = _meta_grads("jvp", copy.deepcopy(model), opt, x, y, xq, yq, task_loss)
+    assert float(look_e) == pytest.approx(float(look_f), rel=1e-12)
+    for k in new_e:
+        torch.testing.assert_close(new_e[k], new_f[k], rtol=1e-10, atol=1e-12)
+    scale = max(float(g.abs().max()) for g in exact)
+    assert scale > 0
+    for a, b in zip(exact, fast):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9 * scale)
+
+
+def test_meta_grad_auto_uses_exact_for_dropout():
+    from metaloss.meta.online import resolve_meta_grad
+
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    dropped = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    assert resolve_meta_grad("auto", plain) == "jvp"
+    assert resolve_meta_grad("auto", dropped) == "exact"
+    with pytest.raises(ml.errors.ConfigError, match="meta_grad"):
+        AdaLFLConfig(meta_grad="fast")

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from metaloss import functional as mf
@@ -45,6 +48,7 @@ class AdaLFLConfig:
     adapt_every: int = 1
     meta_lr: float = 1e-3
     query: str = "train"  # "train" or "val"
+    meta_grad: str = "auto"  # "jvp", "exact" (double backward) or "auto"
     snapshots: int = 5
     checkpoint_every: int = 0
     steps: int | None = None
@@ -60,6 +64,10 @@ class AdaLFLConfig:
             raise ConfigError("adalfl: init_steps >= 0, adapt_every >= 1, snapshots >= 0")
         if self.query not in ("train", "val"):
             raise ConfigError(f"adalfl: query must be 'train' or 'val', got {self.query!r}")
+        if self.meta_grad not in ("auto", "jvp", "exact"):
+            raise ConfigError(
+                f"adalfl: meta_grad must be 'auto', 'jvp' or 'exact', got {self.meta_grad!r}"
+            )
 
     def train_config(self, task: Task) -> TrainConfig:
         return task.defaults.with_(
@@ -113,6 +121,7 @@ def online_train(
         task.device,
     )
     task_loss = task.task_loss()
+    method = resolve_meta_grad(config.meta_grad, model)
     snap_at = {
         max(1, round(tcfg.steps * (i + 1) / config.snapshots)) for i in range(config.snapshots)
     }
@@ -145,7 +154,17 @@ def online_train(
                 q = queries.next()
                 query = (qsplit.x[q], qsplit.y[q])
             params, state, value, _ = online_step(
-                model, params, state, opt, loss, (x, y), query, meta_opt, task_loss, buffers
+                model,
+                params,
+                state,
+                opt,
+                loss,
+                (x, y),
+                query,
+                meta_opt,
+                task_loss,
+                buffers,
+                method=method,
             )
             running = running + value
             since += 1
@@ -200,6 +219,17 @@ def online_train(
     }
 
 
+def resolve_meta_grad(meta_grad: str, model: nn.Module) -> str:
+    """``auto`` picks the forward-mode (``jvp``) meta-gradient unless the model is stochastic
+    in training mode (dropout), where the two forward passes it needs would differ."""
+    if meta_grad != "auto":
+        return meta_grad
+    stochastic = any(
+        isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()
+    )
+    return "exact" if stochastic else "jvp"
+
+
 def online_step(
     model: nn.Module,
     params: mf.Params,
@@ -211,10 +241,65 @@ def online_step(
     meta_opt: torch.optim.Optimizer,
     task_loss: nn.Module,
     buffers: mf.Params | None = None,
+    method: str = "jvp",
 ) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
     """One AdaLFL step: base-model update under ``loss`` and, with a ``query`` batch, one
     update of the loss parameters through the look-ahead. Returns the detached new params,
-    optimiser state, the learned-loss value and the look-ahead task loss (or ``None``)."""
+    optimiser state, the learned-loss value and the look-ahead task loss (or ``None``).
+
+    ``method="exact"`` differentiates through the update by double backward through the
+    model. ``method="jvp"`` computes the same meta-gradient without it: with
+    ``v = d look_ahead / d theta'`` and ``w = v^T d theta' / d g`` (a cheap vector-Jacobian
+    product through the element-wise optimiser update), the meta-gradient is
+    ``d/d phi [u . dL_phi/d y_hat]`` where ``u = J_theta(y_hat) w`` is one forward-mode
+    product through the model; only the small loss network is differentiated twice.
+    """
+    if query is None or method == "exact":
+        return _online_step_exact(
+            model, params, state, opt, loss, batch, query, meta_opt, task_loss, buffers
+        )
+    if method != "jvp":
+        raise ConfigError(f"online_step: method must be 'jvp' or 'exact', got {method!r}")
+    x, y = batch
+    p0 = mf.detach(params)
+    value = loss(mf.forward(model, p0, x, buffers), y)
+    g = {k: v.detach() for k, v in mf.grad(value, p0).items()}
+    pd, s0 = mf.detach(p0, requires_grad=False), mf.detach_state(state)
+    new, new_state = opt.update(pd, g, s0)
+    new = mf.detach(new)
+    look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+    v = mf.grad(look_ahead, new)
+    keys = list(g)
+
+    def update(*gs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, _ = opt.update(pd, dict(zip(keys, gs)), s0)
+        return tuple(out[k] for k in keys)
+
+    _, pullback = torch.func.vjp(update, *(g[k] for k in keys))
+    w = dict(zip(keys, pullback(tuple(v[k] for k in keys))))
+    with _frozen_running_stats(model), fwAD.dual_level():
+        dual = {k: fwAD.make_dual(pd[k], w[k]) for k in keys}
+        y_hat, u = fwAD.unpack_dual(mf.forward(model, dual, x, buffers))
+    y_hat = y_hat.detach().requires_grad_()
+    (dl,) = torch.autograd.grad(loss(y_hat, y), y_hat, create_graph=True)
+    meta_opt.zero_grad(set_to_none=True)
+    (dl * u.detach()).sum().backward()
+    _guarded_step(loss, meta_opt)
+    return mf.detach(new), mf.detach_state(new_state), value.detach(), look_ahead.detach()
+
+
+def _online_step_exact(
+    model: nn.Module,
+    params: mf.Params,
+    state: mf.State,
+    opt: mf.Optimizer,
+    loss: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    query: tuple[torch.Tensor, torch.Tensor] | None,
+    meta_opt: torch.optim.Optimizer,
+    task_loss: nn.Module,
+    buffers: mf.Params | None = None,
+) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
     x, y = batch
     new, state, value = mf.inner_step(
         model, params, state, opt, loss, x, y, create_graph=query is not None, buffers=buffers
@@ -224,11 +309,31 @@ def online_step(
         look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
         meta_opt.zero_grad(set_to_none=True)
         look_ahead.backward()
-        grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in loss.parameters())
-        if grads_ok:
-            meta_opt.step()
+        _guarded_step(loss, meta_opt)
         look_ahead = look_ahead.detach()
     return mf.detach(new), mf.detach_state(state), value.detach(), look_ahead
+
+
+@contextmanager
+def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
+    """Batch norm in training mode without updating running statistics: the extra forward
+    pass must not count a batch twice (and transforms must not mutate captured buffers)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [m.track_running_stats for m in norms]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, t in zip(norms, tracked):
+            m.track_running_stats = t
+
+
+def _guarded_step(loss: nn.Module, meta_opt: torch.optim.Optimizer) -> None:
+    """Step the loss optimiser unless a meta-gradient is non-finite (one host sync)."""
+    grads = [p.grad for p in loss.parameters() if p.grad is not None]
+    if grads and bool(torch.isfinite(torch.stack([g.sum() for g in grads])).all()):
+        meta_opt.step()
 
 
 def _snapshot(loss: nn.Module) -> dict[str, torch.Tensor]:
