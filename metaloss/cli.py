@@ -267,14 +267,21 @@ def bench(
     steps: Annotated[int | None, typer.Option(help="meta-test steps (task default)")] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
+    learn_on: Annotated[
+        str | None,
+        typer.Option(help="learn every loss on this task and evaluate it on the suite's tasks"),
+    ] = None,
 ) -> None:
-    """Run a benchmark suite (resumable): JSON cells, summary and a markdown table."""
+    """Run a benchmark suite (resumable): JSON cells, summary and a markdown table.
+
+    Transfer to your own idx data set: ``metaloss bench transfer -t fashion-lenet5
+    --data-dir DIR`` (losses learned on MNIST / LeNet-5)."""
     from metaloss.suite import run_suite
 
     out = out or Path("runs") / f"bench-{suite}"
     summary = run_suite(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
-        data_dir=data_dir, device=device, log=console.print,
+        data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
     )  # fmt: skip
     from metaloss.suite import markdown
 

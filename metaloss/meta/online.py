@@ -141,6 +141,7 @@ def online_train(
     qsplit = task.val if config.query == "val" else task.train
     start = time.perf_counter()
     running, since = torch.zeros((), device=task.device), 0
+    ahead, n_ahead = torch.zeros((), device=task.device), 0
     with progress_bar(tcfg.steps - start_step, f"adalfl {task.name}", enabled=progress) as adv:
         for step in range(start_step + 1, tcfg.steps + 1):
             state["lr_scale"] = _lr_scale(tcfg, step - 1)
@@ -153,7 +154,7 @@ def online_train(
             if adapt:
                 q = queries.next()
                 query = (qsplit.x[q], qsplit.y[q])
-            params, state, value, _ = online_step(
+            params, state, value, look = online_step(
                 model,
                 params,
                 state,
@@ -168,6 +169,8 @@ def online_train(
             )
             running = running + value
             since += 1
+            if look is not None:
+                ahead, n_ahead = ahead + look, n_ahead + 1
             adv(1)
             if step in snap_at:
                 snapshots[str(step)] = _snapshot(loss)
@@ -178,7 +181,11 @@ def online_train(
                 if not math.isfinite(mean):
                     diverged = True
                     break
-                history.append({"step": step, "train_loss": mean})
+                row = {"step": step, "train_loss": mean}
+                if n_ahead:
+                    row["look_ahead"] = float(ahead) / n_ahead
+                    ahead, n_ahead = torch.zeros((), device=task.device), 0
+                history.append(row)
             if (
                 run_dir is not None
                 and config.checkpoint_every
