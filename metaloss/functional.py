@@ -41,6 +41,9 @@ class Optimizer:
     init: Callable[[Params], State]
     update: Callable[[Params, Params, State], tuple[Params, State]]
     name: str = "optimizer"
+    # For updates affine in the gradient with a scalar slope: d new_params / d grads, given
+    # the state before the update (lets meta-gradients skip a vector-Jacobian product).
+    grad_slope: Callable[[State], Any] | None = None
 
 
 def sgd(
@@ -86,7 +89,10 @@ def sgd(
             out["buf"] = bufs
         return new, out
 
-    return Optimizer(init, update, "sgd")
+    def grad_slope(state: State) -> Any:
+        return -lr * state.get("lr_scale", 1.0) * ((1 + momentum) if nesterov else 1.0)
+
+    return Optimizer(init, update, "sgd", grad_slope)
 
 
 def adam(

@@ -89,3 +89,18 @@ def test_detach_truncates():
     q = {"w": p["w"] * 2}
     d = mf.detach(q)
     assert d["w"].grad_fn is None and d["w"].requires_grad
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2}]
+)
+def test_sgd_grad_slope_matches_autograd(kw):
+    """``grad_slope`` is the exact derivative of the SGD update w.r.t. the gradient."""
+    opt = mf.sgd(0.1, **kw)
+    p = {"w": torch.randn(3, dtype=torch.float64)}
+    state = opt.init(p)
+    _, state = opt.update(p, {"w": torch.randn(3, dtype=torch.float64)}, state)  # fill buffers
+    state["lr_scale"] = 0.5
+    g = torch.randn(3, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda g: opt.update(p, {"w": g}, state)[0]["w"], g)
+    torch.testing.assert_close(jac, opt.grad_slope(state) * torch.eye(3, dtype=torch.float64))

@@ -126,13 +126,21 @@ class NeuralLoss(OutputWiseLoss):
 
     @classmethod
     def adalfl(cls, **overrides: Any) -> NeuralLoss:
-        """AdaLFL defaults: 2-40-40-1, smooth leaky ReLU, no output activation, class mean."""
+        """AdaLFL defaults: 2-40-40-1, smooth leaky ReLU, no output activation, class mean,
+        log-probability inputs for classification.
+
+        Log-probabilities, not probabilities: without an output activation the learned loss
+        is unbounded below, and on probability inputs a model pushed into saturated
+        (one-hot) predictions gets no gradient back (softmax saturates), so a collapse is
+        permanent. The gradient of log-softmax never vanishes; see docs/benchmarks.md.
+        """
         kw: dict[str, Any] = dict(
             hidden=(40, 40),
             activation="smooth_leaky_relu",
             output="none",
             bias=True,
             class_reduction="mean",
+            inputs="logprob",
         )
         return cls(**{**kw, **overrides})
 

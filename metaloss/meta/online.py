@@ -278,12 +278,17 @@ def online_step(
     v = mf.grad(look_ahead, new)
     keys = list(g)
 
-    def update(*gs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out, _ = opt.update(pd, dict(zip(keys, gs)), s0)
-        return tuple(out[k] for k in keys)
+    if opt.grad_slope is not None:  # SGD (any momentum): the update is affine in g
+        slope = opt.grad_slope(s0)
+        w = {k: slope * v[k] for k in keys}
+    else:
 
-    _, pullback = torch.func.vjp(update, *(g[k] for k in keys))
-    w = dict(zip(keys, pullback(tuple(v[k] for k in keys))))
+        def update(*gs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out, _ = opt.update(pd, dict(zip(keys, gs)), s0)
+            return tuple(out[k] for k in keys)
+
+        _, pullback = torch.func.vjp(update, *(g[k] for k in keys))
+        w = dict(zip(keys, pullback(tuple(v[k] for k in keys))))
     with _frozen_running_stats(model), fwAD.dual_level():
         dual = {k: fwAD.make_dual(pd[k], w[k]) for k in keys}
         y_hat, u = fwAD.unpack_dual(mf.forward(model, dual, x, buffers))
