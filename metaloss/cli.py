@@ -271,6 +271,9 @@ def bench(
         str | None,
         typer.Option(help="learn every loss on this task and evaluate it on the suite's tasks"),
     ] = None,
+    first_seed: Annotated[
+        int, typer.Option(min=0, help="first seed (shard a suite over processes)")
+    ] = 0,
 ) -> None:
     """Run a benchmark suite (resumable): JSON cells, summary and a markdown table.
 
@@ -282,6 +285,7 @@ def bench(
     summary = run_suite(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
+        first_seed=first_seed,
     )  # fmt: skip
     from metaloss.suite import markdown
 

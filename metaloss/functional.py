@@ -132,6 +132,25 @@ def adam(
     return Optimizer(init, update, "adam")
 
 
+def clip_grad_norm(opt: Optimizer, max_norm: float) -> Optimizer:
+    """``opt`` applied to gradients rescaled to a global L2 norm of at most ``max_norm``.
+
+    The rescaling is differentiable, so meta-gradients see the update actually taken.
+    ``max_norm <= 0`` returns ``opt`` unchanged.
+    """
+    if max_norm <= 0:
+        return opt
+
+    def update(params: Params, grads: Params, state: State) -> tuple[Params, State]:
+        present = [g for g in grads.values() if g is not None]
+        norm = torch.sqrt(sum((g * g).sum() for g in present) + 1e-24)
+        scale = torch.clamp(max_norm / norm, max=1.0)
+        clipped = {k: (None if g is None else g * scale) for k, g in grads.items()}
+        return opt.update(params, clipped, state)
+
+    return Optimizer(opt.init, update, f"{opt.name}+clip")
+
+
 def make_optimizer(
     name: str,
     lr: float | Tensor,
@@ -236,6 +255,7 @@ __all__ = [
     "State",
     "adam",
     "buffers_of",
+    "clip_grad_norm",
     "detach",
     "detach_state",
     "forward",

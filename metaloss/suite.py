@@ -143,6 +143,7 @@ def run_suite(
     progress: bool = False,
     log: Any = print,
     learn_on: str | None = None,
+    first_seed: int = 0,
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``.
 
@@ -150,6 +151,8 @@ def run_suite(
     the ``transfer`` suite does that by default (MNIST / LeNet-5). ``data_dir`` applies to
     the evaluated tasks; the source task finds its data in the usual places. A loss learned
     on a source is reused by every task evaluated with it (same method and seed).
+    ``first_seed`` runs seeds ``first_seed .. first_seed + seeds - 1`` (to shard a suite over
+    processes or machines; merge the folders with ``bench/merge_tables.py``).
     """
     import metaloss as ml
     from metaloss.training import train
@@ -180,6 +183,7 @@ def run_suite(
             "budgets": chosen,
             "steps": steps,
             "learn_on": learn_on,
+            "first_seed": first_seed,
         },
     )
     mln_cache: dict[int, Any] = {}
@@ -197,7 +201,7 @@ def run_suite(
         for method in method_names:
             if method == "mln" and not task.classification:
                 continue
-            for seed in range(n_seeds):
+            for seed in range(first_seed, first_seed + n_seeds):
                 if (task_name, method, seed) in done:
                     continue
                 t0 = time.perf_counter()

@@ -49,6 +49,7 @@ class AdaLFLConfig:
     meta_lr: float = 1e-3
     query: str = "train"  # "train" or "val"
     meta_grad: str = "auto"  # "jvp", "exact" (double backward) or "auto"
+    max_grad_norm: float = 0.0  # clip the base model's gradient norm (0: off)
     snapshots: int = 5
     checkpoint_every: int = 0
     steps: int | None = None
@@ -102,12 +103,15 @@ def online_train(
     loss = loss.to(task.device)
     model = task.make_model(seed)
     buffers = mf.buffers_of(model)
-    opt = mf.make_optimizer(
-        tcfg.optimizer,
-        tcfg.lr,
-        momentum=tcfg.momentum,
-        nesterov=tcfg.nesterov,
-        weight_decay=tcfg.weight_decay,
+    opt = mf.clip_grad_norm(
+        mf.make_optimizer(
+            tcfg.optimizer,
+            tcfg.lr,
+            momentum=tcfg.momentum,
+            nesterov=tcfg.nesterov,
+            weight_decay=tcfg.weight_decay,
+        ),
+        config.max_grad_norm,
     )
     params = mf.params_of(model)
     state = opt.init(params)
@@ -388,6 +392,7 @@ def learn_adalfl(
             inner_lr=init_lr or tcfg.lr,
             meta_lr=cfg.meta_lr,
             batch_size=tcfg.batch_size,
+            inner_max_norm=cfg.max_grad_norm,
         )
         init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress)
     out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress)

@@ -57,6 +57,8 @@ class ML3Config:
         query: where the query batch comes from: ``next`` (another training batch),
             ``same`` (the last support batch) or ``val`` (the validation split).
         grad_clip: clip the meta-gradient norm (0: off).
+        inner_max_norm: clip the base model's gradient norm in the inner steps (0: off),
+            differentiably (AdaLFL's stabiliser).
     """
 
     meta_steps: int = 250
@@ -70,6 +72,7 @@ class ML3Config:
     reset_every: int = 0
     query: str = "next"
     grad_clip: float = 0.0
+    inner_max_norm: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,8 +111,9 @@ class MetaStepper:
         self.batches = Batcher(len(task.train), bs, seed, task.device)
         self.val_batches = Batcher(len(task.val), bs, seed + 7, task.device)
         lr = config.inner_lr if config.inner_lr is not None else task.defaults.lr
-        self.inner_opt = mf.make_optimizer(
-            config.inner_optimizer, lr, momentum=config.inner_momentum
+        self.inner_opt = mf.clip_grad_norm(
+            mf.make_optimizer(config.inner_optimizer, lr, momentum=config.inner_momentum),
+            config.inner_max_norm,
         )
         self.meta_params = [p for p in self.loss.parameters() if p.requires_grad]
         self.meta_opt = torch.optim.Adam(self.meta_params, lr=config.meta_lr)
