@@ -123,12 +123,14 @@ def test_jvp_meta_gradient_equals_double_backward(digits, opt, norm):
         torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9 * scale)
 
 
-def test_meta_grad_auto_uses_exact_for_dropout():
+def test_meta_grad_auto_picks_jvp_for_conv_models_without_dropout():
     from metaloss.meta.online import resolve_meta_grad
 
-    plain = torch.nn.Sequential(torch.nn.Linear(2, 2))
-    dropped = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
-    assert resolve_meta_grad("auto", plain) == "jvp"
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten())
+    dropped = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Dropout(0.5))
+    assert resolve_meta_grad("auto", conv) == "jvp"
     assert resolve_meta_grad("auto", dropped) == "exact"
+    assert resolve_meta_grad("auto", torch.nn.Linear(2, 2)) == "exact"
+    assert resolve_meta_grad("jvp", torch.nn.Linear(2, 2)) == "jvp"
     with pytest.raises(ml.errors.ConfigError, match="meta_grad"):
         AdaLFLConfig(meta_grad="fast")

@@ -231,14 +231,16 @@ def online_train(
 
 
 def resolve_meta_grad(meta_grad: str, model: nn.Module) -> str:
-    """``auto`` picks the forward-mode (``jvp``) meta-gradient unless the model is stochastic
-    in training mode (dropout), where the two forward passes it needs would differ."""
+    """``auto`` picks the forward-mode (``jvp``) meta-gradient for convolutional models, where
+    it is faster than the double backward (LeNet-5 on CPU: 3.3x vs 4.2x the cost of a
+    cross-entropy step), and ``exact`` for the rest (MLPs: 5.3x vs 4.8x) and for models with
+    dropout, where the two forward passes the jvp needs would draw different masks."""
     if meta_grad != "auto":
         return meta_grad
-    stochastic = any(
-        isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()
-    )
-    return "exact" if stochastic else "jvp"
+    modules = list(model.modules())
+    stochastic = any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in modules)
+    conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in modules)
+    return "jvp" if conv and not stochastic else "exact"
 
 
 def online_step(
