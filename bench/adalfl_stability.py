@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 from common import write_result
 
 import metaloss as ml
+from metaloss.cli import _parse_options
 
 
 def main() -> None:
@@ -30,13 +30,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    options = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+    options = _parse_options(args.set)  # the CLI's --set syntax
     task = ml.tasks.get(args.task)
     start = time.perf_counter()
     res = ml.learn(
