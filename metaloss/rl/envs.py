@@ -318,4 +318,73 @@ class Pendulum:
         return torch.stack([th, th_dot], dim=-1), reward
 
 
-__all__ = ["CartPole", "MountainCar", "Pendulum", "Reacher", "angle_normalize"]
+@dataclass(frozen=True)
+class FrictionMountainCar:
+    """The Mountain Car of the ML3 paper's demonstration: a point mass with friction.
+
+    State ``(x, v)``; Euler steps of length ``dt``::
+
+        v += dt * (-mass * g * cos(3 x) + a / mass - friction * v);  x += dt * v
+
+    with ``a`` clipped to ``[-a_max, a_max]``, ``|v| <= v_max``, ``x`` in ``[x_min, x_max]``
+    (hitting the left wall stops the car). The largest push (``a_max / mass = 1.25``) is
+    weaker than the steepest slope force (``mass * g = 1.96``), so from the valley the car
+    must swing back up the left hill first. One fixed start, ``x = -0.55``, ``v = 0``; the
+    goal is the right edge ``x >= 0.5`` (the ML3 code's target state is ``(0.5, 1.0375)``).
+
+    Example:
+        >>> import torch
+        >>> env = FrictionMountainCar()
+        >>> s = env.reset(2)
+        >>> env.step(s, torch.full((2,), 0.25))[:, 1]  # pushing right from rest
+        tensor([0.1405, 0.1405])
+    """
+
+    mass: float = 0.2
+    g: float = 9.8
+    friction: float = 0.3
+    dt: float = 0.1
+    a_max: float = 0.25
+    x_min: float = -1.2
+    x_max: float = 0.5
+    v_max: float = 1.5
+    goal: float = 0.5
+    goal_v: float = 1.0375
+    start: float = -0.55
+    horizon: int = 35
+
+    state_dim: int = 2
+    action_dim: int = 1
+
+    def reset(self, n: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``n`` copies of the fixed start ``(start, 0)``."""
+        return torch.tensor([[self.start, 0.0]], dtype=dtype).expand(n, 2).clone()
+
+    def step(self, state: Tensor, action: Tensor) -> Tensor:
+        """One step; ``action`` ``(B,)`` or ``(B, 1)`` is clipped to ``[-a_max, a_max]``."""
+        x, v = self.step_xv(state[:, 0], state[:, 1], action.reshape(state.shape[0]))
+        return torch.stack([x, v], dim=-1)
+
+    def step_xv(self, x: Tensor, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`step` on separate ``x``, ``v``, ``a`` tensors."""
+        a = _clamp(a, -self.a_max, self.a_max)
+        acc = -self.mass * self.g * torch.cos(3 * x) + a / self.mass - self.friction * v
+        v = v + self.dt * acc
+        x = _clamp(x + self.dt * v, self.x_min, self.x_max)
+        v = _clamp(v, -self.v_max, self.v_max)
+        v = torch.where(x > self.x_min, v, v.clamp(min=0.0))
+        return x, v
+
+    def success(self, state: Tensor) -> Tensor:
+        """Boolean per environment: has reached the goal."""
+        return state[:, 0] >= self.goal
+
+
+__all__ = [
+    "CartPole",
+    "FrictionMountainCar",
+    "MountainCar",
+    "Pendulum",
+    "Reacher",
+    "angle_normalize",
+]

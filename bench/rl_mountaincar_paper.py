@@ -1,0 +1,165 @@
+"""ML3 Mountain Car under the paper's protocol: shaped vs plain learned loss vs task objective.
+
+Per seed (one fixed policy initialisation and one loss initialisation per seed): meta-train
+a loss with the task objective ("plain") and with the privileged left-hill subgoal
+("shaped"); then, from the same policy initialisation, take ``inner_steps`` SGD steps with
+each loss, and with the task objective itself (same steps, and 100 steps), and roll out.
+Also measured: the same losses on ``--other-inits`` policy initialisations never used at
+meta-train time (generalisation, which the paper does not claim).
+
+    python rl_mountaincar_paper.py --seeds 5                      # one process
+    python rl_mountaincar_paper.py --seeds 3 --first-seed 0 --tag a  # shards ...
+    python rl_mountaincar_paper.py --merge a b                     # ... merged: table + plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from common import RESULTS, ROOT, write_result  # noqa: I001
+
+from metaloss.io import save_loss
+from metaloss.rl.envs import FrictionMountainCar
+from metaloss.rl.mountaincar_paper import PaperMCConfig, meta_train_loss, train_and_eval
+
+ROWS = ("task (inner steps)", "task (100 steps)", "plain", "shaped")
+NAME = "rl_mountaincar_paper"
+SHARDS = ROOT / "runs"
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, float)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
+
+
+def run_seed(cfg: PaperMCConfig, seed: int, other_inits: int) -> dict:
+    out: dict = {"seed": seed, "success": {}, "max_x": {}, "min_x": {}, "x": {}, "other": {}}
+    losses: dict = {"task (inner steps)": None, "task (100 steps)": None}
+    meta = {}
+    for variant in ("plain", "shaped"):
+        loss, hist = meta_train_loss(cfg, variant, seed)
+        losses[variant] = loss
+        meta[variant] = [h["meta_loss"] for h in hist]
+        if seed == 0:
+            save_loss(RESULTS / f"{NAME}_{variant}_loss", loss, meta=cfg.to_dict())
+    for name, loss in losses.items():
+        steps = 100 if name == "task (100 steps)" else None
+        res = train_and_eval(loss, cfg, seed, steps=steps)
+        out["success"][name] = float(res["success"])
+        out["max_x"][name] = res["max_x"]
+        out["min_x"][name] = res["min_x"]
+        out["x"][name] = res["x"].tolist()
+        out["other"][name] = float(
+            np.mean(
+                [
+                    train_and_eval(loss, cfg, seed, steps=steps, init_seed=10_000 + 100 * seed + i)[
+                        "success"
+                    ]
+                    for i in range(other_inits)
+                ]
+            )
+        )
+    out["meta_curve"] = meta
+    return out
+
+
+def report(cfg: dict, seeds: list[dict], seconds: float, args: dict) -> None:
+    summary = {
+        name: {
+            "success": _stats([s["success"][name] for s in seeds]),
+            "max_x": _stats([s["max_x"][name] for s in seeds]),
+            "success_other_inits": _stats([s["other"][name] for s in seeds]),
+        }
+        for name in ROWS
+    }
+    print(f"{'policy trained with':22s} success  max x            other inits")
+    for name, row in summary.items():
+        print(
+            f"{name:22s} {row['success']['mean']:.2f}     "
+            f"{row['max_x']['mean']:+.3f} ± {row['max_x']['std']:.3f}   "
+            f"{row['success_other_inits']['mean']:.2f} ± {row['success_other_inits']['std']:.2f}"
+        )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    env = FrictionMountainCar()
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, name in zip(axes[:3], ("task (100 steps)", "plain", "shaped")):
+        for s in seeds:
+            ax.plot(s["x"][name], alpha=0.8, label=f"seed {s['seed']}")
+        ax.axhline(env.goal, color="g", ls="--")
+        ax.axhline(cfg["subgoal_x"], color="r", ls=":")
+        ax.axvline(cfg["subgoal_steps"], color="r", ls=":", alpha=0.4)
+        ax.set(
+            title=f"{name}: success {summary[name]['success']['mean']:.2f}",
+            xlabel="step (0.1 s)",
+            ylabel="x",
+            ylim=(-1.25, 0.6),
+        )
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    for variant in ("plain", "shaped"):
+        curves = np.asarray([s["meta_curve"][variant] for s in seeds])
+        axes[3].plot(curves.mean(0), label=variant)
+    axes[3].set(title="meta-objective (mean over seeds)", xlabel="meta step")
+    axes[3].grid(alpha=0.3)
+    axes[3].legend()
+    fig.suptitle("ML3 Mountain Car, paper protocol (red: privileged subgoal, green: goal)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{NAME}.png", dpi=110)
+    for s in seeds:
+        s.pop("meta_curve", None)
+    write_result(
+        NAME,
+        {
+            "args": args,
+            "config": cfg,
+            "summary": summary,
+            "per_seed": seeds,
+            "seconds": seconds,
+        },
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--meta-steps", type=int, default=1000)
+    ap.add_argument("--restarts", type=int, default=1)
+    ap.add_argument("--hard-clip", action="store_true", help="clip actions as in the paper")
+    ap.add_argument("--other-inits", type=int, default=10)
+    ap.add_argument("--tag", default="", help="write a shard runs/<NAME>_<tag>.json instead")
+    ap.add_argument("--merge", nargs="*", help="merge shards with these tags, then report")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.merge:
+        shards = [json.loads((SHARDS / f"{NAME}_{t}.json").read_text()) for t in args.merge]
+        seeds = sorted((s for sh in shards for s in sh["seeds"]), key=lambda s: s["seed"])
+        report(shards[0]["config"], seeds, sum(sh["seconds"] for sh in shards), shards[0]["args"])
+        return
+    cfg = PaperMCConfig(
+        meta_steps=args.meta_steps, restarts=args.restarts, soft_clip=not args.hard_clip
+    )
+    start = time.perf_counter()
+    seeds = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        seeds.append(run_seed(cfg, seed, args.other_inits))
+        print(seed, seeds[-1]["success"], flush=True)
+    seconds = time.perf_counter() - start
+    if args.tag:
+        SHARDS.mkdir(exist_ok=True)
+        shard = {"args": vars(args), "config": cfg.to_dict(), "seeds": seeds, "seconds": seconds}
+        (SHARDS / f"{NAME}_{args.tag}.json").write_text(json.dumps(shard))
+        return
+    report(cfg.to_dict(), seeds, seconds, vars(args))
+
+
+if __name__ == "__main__":
+    main()
