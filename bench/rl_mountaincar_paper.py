@@ -36,6 +36,11 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
 
 
+def _name(cfg: dict) -> str:
+    """Result name of a configuration: the default, or marked ``_hardclip`` / ``_last``."""
+    return NAME + ("" if cfg["soft_clip"] else "_hardclip") + ("" if cfg["keep_best"] else "_last")
+
+
 def run_seed(cfg: PaperMCConfig, seed: int, other_inits: int) -> dict:
     out: dict = {"seed": seed, "success": {}, "max_x": {}, "min_x": {}, "x": {}, "other": {}}
     losses: dict = {"task (inner steps)": None, "task (100 steps)": None}
@@ -45,7 +50,7 @@ def run_seed(cfg: PaperMCConfig, seed: int, other_inits: int) -> dict:
         losses[variant] = loss
         meta[variant] = [h["meta_loss"] for h in hist]
         if seed == 0:
-            save_loss(RESULTS / f"{NAME}_{variant}_loss", loss, meta=cfg.to_dict())
+            save_loss(RESULTS / f"{_name(cfg.to_dict())}_{variant}_loss", loss, meta=cfg.to_dict())
     for name, loss in losses.items():
         steps = 100 if name == "task (100 steps)" else None
         res = train_and_eval(loss, cfg, seed, steps=steps)
@@ -68,6 +73,7 @@ def run_seed(cfg: PaperMCConfig, seed: int, other_inits: int) -> dict:
 
 
 def report(cfg: dict, seeds: list[dict], seconds: float, args: dict) -> None:
+    name_out = _name(cfg)
     summary = {
         name: {
             "success": _stats([s["success"][name] for s in seeds]),
@@ -110,13 +116,18 @@ def report(cfg: dict, seeds: list[dict], seconds: float, args: dict) -> None:
     axes[3].set(title="meta-objective (mean over seeds)", xlabel="meta step")
     axes[3].grid(alpha=0.3)
     axes[3].legend()
-    fig.suptitle("ML3 Mountain Car, paper protocol (red: privileged subgoal, green: goal)")
+    clip = "soft-clipped" if cfg["soft_clip"] else "clipped"
+    kept = "best" if cfg["keep_best"] else "last"
+    fig.suptitle(
+        f"ML3 Mountain Car, paper protocol: {clip} actions, {kept} loss kept "
+        "(red: privileged subgoal, green: goal)"
+    )
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{NAME}.png", dpi=110)
+    fig.savefig(RESULTS / f"{name_out}.png", dpi=110)
     for s in seeds:
         s.pop("meta_curve", None)
     write_result(
-        NAME,
+        name_out,
         {
             "args": args,
             "config": cfg,
@@ -134,6 +145,7 @@ def main() -> None:
     ap.add_argument("--meta-steps", type=int, default=1000)
     ap.add_argument("--restarts", type=int, default=1)
     ap.add_argument("--hard-clip", action="store_true", help="clip actions as in the paper")
+    ap.add_argument("--last", action="store_true", help="keep the last loss, not the best")
     ap.add_argument("--other-inits", type=int, default=10)
     ap.add_argument("--tag", default="", help="write a shard runs/<NAME>_<tag>.json instead")
     ap.add_argument("--merge", nargs="*", help="merge shards with these tags, then report")
@@ -145,7 +157,10 @@ def main() -> None:
         report(shards[0]["config"], seeds, sum(sh["seconds"] for sh in shards), shards[0]["args"])
         return
     cfg = PaperMCConfig(
-        meta_steps=args.meta_steps, restarts=args.restarts, soft_clip=not args.hard_clip
+        meta_steps=args.meta_steps,
+        restarts=args.restarts,
+        soft_clip=not args.hard_clip,
+        keep_best=not args.last,
     )
     start = time.perf_counter()
     seeds = []

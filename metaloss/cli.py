@@ -45,6 +45,7 @@ def _global(
 
 RL_TASKS = {
     "rl-mountaincar": "differentiable Mountain Car, shaped (intermediate goal) or plain ML3 loss",
+    "rl-mountaincar-paper": "Mountain Car under the ML3 paper's protocol (fixed start and policy)",
     "rl-reacher": "2-link reacher, loss trains a policy through a learned dynamics ensemble",
     "rl-cartpole": "CartPole, learned loss replacing the REINFORCE objective",
     "rl-pendulum": "Pendulum, learned loss replacing the REINFORCE objective",
@@ -249,6 +250,9 @@ def show(
                 str(i), f"{row.get('fitness')}", str(row.get("complexity", "")), row["formula"]
             )
         console.print(table)
+    if getattr(loss, "kind", "") == "rl_step":
+        console.print("no plot: a per-step policy loss has no (prediction, target) curve")
+        return
     path = plot or run_dir / "loss.png"
     plot_losses({"learned": loss, "cross_entropy": get_baseline("ce")}, path, title=str(run))
     console.print(f"[green]plot[/] {path}")

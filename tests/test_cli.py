@@ -53,6 +53,7 @@ def test_train_json(tmp_path):
         (["show", "/nonexistent/run"], "no such run"),
         (["learn", "nomethod"], "unknown method"),
         (["learn", "taylorglo", "--task", "iris-linear", "--set", "popsize"], "key=value"),
+        (["learn", "ml3", "-t", "rl-mountaincar-paper", "-s", "subgoal_steps=99"], "subgoal_steps"),
     ],
 )
 def test_user_errors_are_one_line(args, needle):
@@ -79,6 +80,16 @@ def test_learn_train_evaluate_show_round_trip(tmp_path):
     # learning into a directory that holds a search needs --resume
     out = cli("learn", "ml3", "--task", "iris-linear", "--set", "meta_steps=3", "-o", str(run))
     assert out.returncode == 2 and "--resume" in out.stderr
+
+
+def test_learn_and_show_rl_loss(tmp_path):
+    run = tmp_path / "mc"
+    args = ["-s", "meta_steps=3", "-s", "loss_hidden=[8,8]", "-s", "variant=plain"]
+    out = cli("learn", "ml3", "-t", "rl-mountaincar-paper", "-o", str(run), *args)
+    assert out.returncode == 0, out.stderr
+    out = cli("show", str(run))
+    assert out.returncode == 0 and "rl-mountaincar-paper" in out.stdout, out.stderr
+    assert "variant plain" in out.stdout and "per-step MLP 4-8-8-1" in out.stdout
 
 
 def test_corrupt_artifact_is_a_clear_error(tmp_path):

@@ -13,9 +13,10 @@ from metaloss import io
 from metaloss.errors import ConfigError
 from metaloss.rl import learn_rl
 from metaloss.rl import mountaincar as mc
+from metaloss.rl import mountaincar_paper as mcp
 from metaloss.rl import policy_gradient as pg
 from metaloss.rl import reacher as rc
-from metaloss.rl.envs import CartPole, MountainCar, Pendulum, Reacher
+from metaloss.rl.envs import CartPole, FrictionMountainCar, MountainCar, Pendulum, Reacher
 from metaloss.rl.losses import StepLoss, meta_train_rl, sgd_step
 
 # ----------------------------------------------------------------------------- physics
@@ -47,6 +48,26 @@ def test_mountaincar_limits_and_swing():
     assert reached.all()
     # The left wall stops the car.
     s = env.step(torch.tensor([[-1.19, -0.05]]), torch.tensor([-1.0]))
+    assert float(s[0, 0]) == pytest.approx(env.x_min) and float(s[0, 1]) == 0.0
+
+
+def test_friction_mountaincar_needs_a_swing():
+    env = FrictionMountainCar()
+    s = env.reset(3, torch.float64)
+    assert s.tolist() == [[-0.55, 0.0]] * 3
+    # Full push right (and beyond the action bound) settles below the right hill's top.
+    right = env.reset(1)
+    for _ in range(300):
+        right = env.step(right, torch.tensor([5.0]))
+        assert not env.success(right).any() and right[0, 0] < 0
+    # Pushing in the direction of motion (left first) reaches the goal within 35 steps.
+    s, best = env.reset(1), -1.0
+    for _ in range(env.horizon):
+        s = env.step(s, torch.where(s[:, 1] <= 0, -env.a_max, env.a_max))
+        best = max(best, float(s[0, 0]))
+    assert best >= env.goal
+    # Left wall: the car stops there; positions never leave [x_min, x_max].
+    s = env.step(torch.tensor([[-1.19, -1.0]]), torch.tensor([-0.25]))
     assert float(s[0, 0]) == pytest.approx(env.x_min) and float(s[0, 1]) == 0.0
 
 
@@ -154,6 +175,22 @@ def test_mountaincar_rollout_gradient_matches_finite_differences():
     _fd_check(f, params)
 
 
+@pytest.mark.parametrize("soft", [True, False])
+def test_paper_mountaincar_rollout_gradient_matches_finite_differences(soft):
+    cfg = mcp.PaperMCConfig(policy_width=8, horizon=20, soft_clip=soft, loss_hidden=(8, 8))
+    params = {k: v.detach().double().requires_grad_() for k, v in mcp.policy_init(cfg, 1).items()}
+    params["w1"].data.mul_(0.05)  # keep the hard clip inactive: its gradient is 0 where it clips
+    loss = mcp.make_loss(cfg, 0).double()
+
+    def f(p):
+        states, actions = mcp.rollout(p, cfg)
+        feats = mcp.features(states, actions)  # its outcome feature is detached by design:
+        feats = torch.cat([feats[..., :3], torch.ones_like(feats[..., 3:])], -1)  # held fixed
+        return loss(feats) + mcp.shaped_objective(states, cfg) + mcp.task_objective(states)
+
+    _fd_check(f, params)
+
+
 def test_reacher_rollout_gradient_matches_finite_differences():
     cfg = rc.ReacherConfig()
     params = {k: v.detach().double().requires_grad_() for k, v in rc.policy_init(cfg, 3).items()}
@@ -224,6 +261,8 @@ def test_learn_rl_unknown_task_and_option():
 
 # ----------------------------------------------------------------------------- experiments
 
+FAST_MCP_STEPS = 200
+
 
 def test_mountaincar_end_to_end(tmp_path):
     res = learn_rl("rl-mountaincar", seed=0, run_dir=tmp_path, meta_steps=2, batch=4, horizon=40)
@@ -234,6 +273,34 @@ def test_mountaincar_end_to_end(tmp_path):
     assert 0.0 <= out["success"] <= 1.0 and out["x"].shape == (8, 41)
     base = mc.train_and_eval(None, cfg, seed=0)
     assert math.isfinite(base["final_distance"])
+
+
+@pytest.mark.slow
+def test_paper_mountaincar_shaped_loss_teaches_the_swing(tmp_path):
+    """The ML3 paper's demonstration at a small budget: after one SGD step with the loss
+    meta-learned with the privileged subgoal, the policy swings left past -0.9 and reaches
+    the goal; the plain learned loss and the task objective (even 100 steps) leave it stuck."""
+    opts = {"meta_steps": FAST_MCP_STEPS, "soft_clip": True}
+    res = learn_rl("rl-mountaincar-paper", seed=0, run_dir=tmp_path, **opts)
+    assert res.info["reaches_goal_after_inner_steps"] == "True"
+    cfg = mcp.PaperMCConfig(**opts)
+    shaped = mcp.train_and_eval(io.load(tmp_path), cfg, seed=0)
+    assert shaped["success"] and shaped["min_x"] < -0.9
+    plain, _ = mcp.meta_train_loss(cfg, "plain", seed=0)
+    assert not mcp.train_and_eval(plain, cfg, seed=0)["success"]
+    for steps in (1, 100):
+        assert not mcp.train_and_eval(None, cfg, seed=0, steps=steps)["success"]
+    hist = [r["meta_loss"] for r in res.history]
+    assert min(hist[-10:]) < hist[0] - 1.0
+
+
+def test_paper_mountaincar_config_errors():
+    with pytest.raises(ConfigError, match="subgoal_steps"):
+        mcp.PaperMCConfig(subgoal_steps=40)
+    with pytest.raises(ConfigError, match="variant"):
+        mcp.meta_train_loss(mcp.PaperMCConfig(meta_steps=1), "nope")
+    with pytest.raises(ConfigError, match="unknown options"):
+        learn_rl("rl-mountaincar-paper", batch=3)
 
 
 def test_reacher_end_to_end(tmp_path):

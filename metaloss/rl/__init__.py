@@ -5,7 +5,9 @@
 * :mod:`metaloss.rl.losses`: :class:`~metaloss.rl.losses.StepLoss` (registered kind
   ``rl_step``) and the ML3 meta-training loop for policies.
 * :mod:`metaloss.rl.mountaincar`: policy through the simulator, plain vs shaped
-  (privileged intermediate goal) meta-objective.
+  (privileged intermediate goal) meta-objective, random starts and fresh policies.
+* :mod:`metaloss.rl.mountaincar_paper`: the same comparison under the ML3 paper's protocol
+  (friction car, one start, one fixed linear policy initialisation).
 * :mod:`metaloss.rl.reacher`: model-based RL through a learned dynamics ensemble.
 * :mod:`metaloss.rl.policy_gradient`: model-free, a learned loss replacing REINFORCE.
 
@@ -28,7 +30,7 @@ from typing import Any
 from metaloss.errors import ConfigError
 from metaloss.rl.losses import StepLoss
 
-TASKS = ("rl-mountaincar", "rl-reacher", "rl-cartpole", "rl-pendulum")
+TASKS = ("rl-mountaincar", "rl-mountaincar-paper", "rl-reacher", "rl-cartpole", "rl-pendulum")
 
 
 def _config(cls: type, options: dict[str, Any], task: str) -> Any:
@@ -49,7 +51,8 @@ def learn_rl(
 ) -> Any:
     """Meta-train an RL loss with ML3; returns a :class:`~metaloss.results.LearnResult`.
 
-    Tasks: ``rl-mountaincar`` (option ``variant="shaped"`` or ``"plain"``), ``rl-reacher``
+    Tasks: ``rl-mountaincar`` and ``rl-mountaincar-paper`` (option ``variant="shaped"`` or
+    ``"plain"``; the seed also fixes the paper protocol's policy initialisation), ``rl-reacher``
     (fits the dynamics ensemble first), ``rl-cartpole`` and ``rl-pendulum``. Other
     ``options`` are fields of the task's config dataclass (``meta_steps``, ``inner_lr``,
     ...). With ``run_dir`` the result is also saved there (load it with
@@ -71,6 +74,14 @@ def learn_rl(
         cfg = _config(mc.MCConfig, options, task_name)
         loss, history = mc.meta_train_loss(cfg, variant, seed, progress)
         info["variant"] = variant
+    elif task_name == "rl-mountaincar-paper":
+        from metaloss.rl import mountaincar_paper as mcp
+
+        variant = options.pop("variant", "shaped")
+        cfg = _config(mcp.PaperMCConfig, options, task_name)
+        loss, history = mcp.meta_train_loss(cfg, variant, seed, progress)
+        info["variant"] = variant
+        info["reaches_goal_after_inner_steps"] = str(mcp.train_and_eval(loss, cfg, seed)["success"])
     elif task_name == "rl-reacher":
         from metaloss.rl import reacher
 

@@ -249,6 +249,7 @@ def meta_train_rl(
     progress: bool = False,
     name: str = "ml3-rl",
     log_every: int = 10,
+    on_meta_value: Callable[[int, float], None] | None = None,
 ) -> list[dict[str, float]]:
     """ML3 meta-training of a policy loss, in place; returns one history row per meta step.
 
@@ -260,6 +261,9 @@ def meta_train_rl(
         inner_loss: ``(params, step, k) -> learned-loss value`` of the k-th inner step.
         objective: ``(updated params, step) -> meta-objective`` (task loss, possibly shaped
             with privileged information).
+        on_meta_value: called as ``(step, value)`` with each meta-objective value before the
+            loss's parameters are updated (the value belongs to the current parameters; used
+            to keep the best loss seen).
 
     Example:
         >>> import torch
@@ -288,6 +292,8 @@ def meta_train_rl(
                 value = inner_loss(params, step, k)
                 params = sgd_step(params, value, inner_lr, max_norm, create_graph=True)
             meta = objective(params, step)
+            if on_meta_value is not None:
+                on_meta_value(step, float(meta.detach()))
             opt.zero_grad(set_to_none=True)
             meta.backward()
             if meta_clip:

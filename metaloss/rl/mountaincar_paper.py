@@ -65,8 +65,12 @@ class PaperMCConfig:
         loss_hidden: hidden widths of the learned loss (ELU).
         subgoal_x, subgoal_v, subgoal_steps: the privileged intermediate goal state and the
             number of leading states it applies to.
+        keep_best: return the loss parameters with the lowest meta-objective seen during
+            meta-training rather than the last ones (the meta-objective is deterministic here:
+            one start, one policy initialisation; Adam at ``meta_lr`` sometimes jumps away
+            from a good loss late in training).
         restarts: loss initialisations meta-trained per seed; the one with the lowest
-            final meta-objective is kept (uses meta-train information only).
+            (best or final) meta-objective is kept. Both use meta-train information only.
     """
 
     horizon: int = 35
@@ -80,6 +84,7 @@ class PaperMCConfig:
     subgoal_x: float = -0.947
     subgoal_v: float = -0.0055
     subgoal_steps: int = 15
+    keep_best: bool = True
     restarts: int = 1
 
     def __post_init__(self) -> None:
@@ -160,9 +165,15 @@ def make_loss(cfg: PaperMCConfig, seed: int) -> StepLoss:
 
 def _meta_train_once(
     cfg: PaperMCConfig, variant: str, seed: int, loss_seed: int, progress: bool
-) -> tuple[StepLoss, list[dict[str, float]]]:
+) -> tuple[StepLoss, list[dict[str, float]], float]:
     loss = make_loss(cfg, loss_seed)
     init = policy_init(cfg, seed)
+    best: dict[str, Any] = {"value": float("inf"), "state": None}
+
+    def keep(step: int, value: float) -> None:
+        if value < best["value"]:
+            best["value"] = value
+            best["state"] = {k: v.detach().clone() for k, v in loss.state_dict().items()}
 
     def inner(params: mf.Params, step: int, k: int) -> Tensor:
         return loss(features(*rollout(params, cfg)))
@@ -184,8 +195,13 @@ def _meta_train_once(
         meta_clip=0.0,
         progress=progress,
         name=f"ml3 mountain car, paper protocol ({variant})",
+        on_meta_value=keep,
     )
-    return loss, history
+    if cfg.keep_best and best["state"] is not None:
+        loss.load_state_dict(best["state"])
+        return loss, history, best["value"]
+    tail = [h["meta_loss"] for h in history[-10:]]
+    return loss, history, sum(tail) / len(tail)
 
 
 def meta_train_loss(
@@ -194,18 +210,19 @@ def meta_train_loss(
     """Meta-train a loss for the fixed policy initialisation of ``seed``.
 
     ``variant``: ``shaped`` (privileged subgoal objective) or ``plain`` (task objective).
-    With ``cfg.restarts > 1`` several loss initialisations are meta-trained and the one whose
-    last 10 meta-objective values are lowest is returned (with its history).
+    With ``cfg.keep_best`` the loss parameters with the lowest meta-objective are returned,
+    otherwise the last ones. With ``cfg.restarts > 1`` several loss initialisations are
+    meta-trained and the best one (lowest best / mean of the last 10 meta-objective values)
+    is returned, with its history; each history row also records ``best_meta_loss``.
     """
     if variant not in VARIANTS:
         raise ConfigError(f"mountain car variant must be one of {VARIANTS}, got {variant!r}")
     best: tuple[float, StepLoss, list[dict[str, float]]] | None = None
     for r in range(cfg.restarts):
-        loss, hist = _meta_train_once(cfg, variant, seed, 1000 * seed + r, progress)
-        tail = [h["meta_loss"] for h in hist[-10:]]
-        score = sum(tail) / len(tail)
+        loss, hist, score = _meta_train_once(cfg, variant, seed, 1000 * seed + r, progress)
         for h in hist:
             h["restart"] = r
+            h["best_meta_loss"] = score
         if best is None or score < best[0]:
             best = (score, loss, hist)
     assert best is not None
