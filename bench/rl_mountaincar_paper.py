@@ -37,8 +37,10 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def _name(cfg: dict) -> str:
-    """Result name of a configuration: the default, or marked ``_hardclip`` / ``_last``."""
-    return NAME + ("" if cfg["soft_clip"] else "_hardclip") + ("" if cfg["keep_best"] else "_last")
+    """Result name of a configuration: the default, or marked ``_hardclip`` / ``_last`` /
+    ``_restartsN``."""
+    name = NAME + ("" if cfg["soft_clip"] else "_hardclip") + ("" if cfg["keep_best"] else "_last")
+    return name + (f"_restarts{cfg['restarts']}" if cfg["restarts"] > 1 else "")
 
 
 def run_seed(cfg: PaperMCConfig, seed: int, other_inits: int) -> dict:
