@@ -1,7 +1,7 @@
 """ML3 for reinforcement learning: differentiable simulators, learned per-step policy losses.
 
-* :mod:`metaloss.rl.envs`: batched differentiable Mountain Car, 2-link reacher, CartPole,
-  Pendulum.
+* :mod:`metaloss.rl.envs`: batched differentiable Mountain Car (gym's and the ML3 paper's
+  friction variant), 2-link reacher, CartPole, Pendulum.
 * :mod:`metaloss.rl.losses`: :class:`~metaloss.rl.losses.StepLoss` (registered kind
   ``rl_step``) and the ML3 meta-training loop for policies.
 * :mod:`metaloss.rl.mountaincar`: policy through the simulator, plain vs shaped

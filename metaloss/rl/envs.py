@@ -8,6 +8,8 @@ finite-difference checks).
 
 * :class:`MountainCar`: the classic car in a valley (Moore 1990; gym's ``MountainCar``),
   continuous action ``a`` in ``[-1, 1]``: ``v += 0.001 a - 0.0025 cos(3 x)``.
+* :class:`FrictionMountainCar`: the ML3 paper's variant (point mass with friction, ``dt = 0.1``,
+  one fixed start).
 * :class:`Reacher`: a torque-controlled planar 2-link arm (a double pendulum without
   gravity, point masses at the link ends), semi-implicit Euler.
 * :class:`CartPole`: gym's ``CartPole-v1`` equations (Euler), discrete push left / right.

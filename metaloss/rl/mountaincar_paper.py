@@ -116,7 +116,11 @@ def rollout(params: mf.Params, cfg: PaperMCConfig, n: int = 1) -> tuple[Tensor, 
     xs, vs, acts = [x], [v], []
     for _ in range(cfg.horizon):
         raw = (torch.stack([x, v], -1) @ params["w0"].T @ params["w1"].T).squeeze(-1)
-        a = ENV.a_max * torch.tanh(raw / ENV.a_max) if cfg.soft_clip else raw.clamp(-0.25, 0.25)
+        a = (
+            ENV.a_max * torch.tanh(raw / ENV.a_max)
+            if cfg.soft_clip
+            else raw.clamp(-ENV.a_max, ENV.a_max)
+        )
         x, v = ENV.step_xv(x, v, a)
         xs.append(x)
         vs.append(v)
@@ -253,7 +257,7 @@ def train_and_eval(
         states, _ = rollout(params, cfg)
     x = states[0, :, 0]
     return {
-        "success": bool(ENV.success(states[:, -1:].reshape(-1, 2)).any() or x.max() >= ENV.goal),
+        "success": bool(x.max() >= ENV.goal),
         "max_x": float(x.max()),
         "min_x": float(x.min()),
         "x": x,
