@@ -47,9 +47,10 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def _name(cfg: dict) -> str:
     """Result name of a configuration: the default, or marked ``_hardclip`` / ``_last`` /
-    ``_restartsN``."""
+    ``_restartsN`` / ``_metaN`` (meta steps other than 1000)."""
     name = NAME + ("" if cfg["soft_clip"] else "_hardclip") + ("" if cfg["keep_best"] else "_last")
-    return name + (f"_restarts{cfg['restarts']}" if cfg["restarts"] > 1 else "")
+    name += f"_restarts{cfg['restarts']}" if cfg["restarts"] > 1 else ""
+    return name + (f"_meta{cfg['meta_steps']}" if cfg["meta_steps"] != 1000 else "")
 
 
 def run_seed(cfg: PaperMCConfig, seed: int, other_inits: int) -> dict:
@@ -137,7 +138,7 @@ def report(cfg: dict, seeds: list[dict], seconds: float, args: dict) -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name_out}.png", dpi=110)
     for s in seeds:
-        s.pop("meta_curve", None)
+        s["meta_curve"] = {k: [round(v, 4) for v in c] for k, c in s["meta_curve"].items()}
     write_result(
         name_out,
         {
@@ -166,6 +167,10 @@ def main() -> None:
     if args.merge:
         shards = [json.loads((SHARDS / f"{NAME}_{t}.json").read_text()) for t in args.merge]
         seeds = sorted((s for sh in shards for s in sh["seeds"]), key=lambda s: s["seed"])
+        if any(sh["config"] != shards[0]["config"] for sh in shards):
+            raise SystemExit(f"--merge: shards {args.merge} ran different configurations")
+        if len({s["seed"] for s in seeds}) != len(seeds):
+            raise SystemExit(f"--merge: shards {args.merge} repeat a seed")
         report(shards[0]["config"], seeds, sum(sh["seconds"] for sh in shards), shards[0]["args"])
         return
     cfg = PaperMCConfig(
