@@ -47,9 +47,10 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def _name(cfg: dict) -> str:
     """Result name of a configuration: the default, or marked ``_hardclip`` / ``_last`` /
-    ``_restartsN`` / ``_metaN`` (meta steps other than 1000)."""
+    ``_restartsN`` / ``_freshinits`` / ``_metaN`` (meta steps other than 1000)."""
     name = NAME + ("" if cfg["soft_clip"] else "_hardclip") + ("" if cfg["keep_best"] else "_last")
     name += f"_restarts{cfg['restarts']}" if cfg["restarts"] > 1 else ""
+    name += "_freshinits" if cfg.get("fresh_inits") else ""
     return name + (f"_meta{cfg['meta_steps']}" if cfg["meta_steps"] != 1000 else "")
 
 
@@ -159,6 +160,9 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=1)
     ap.add_argument("--hard-clip", action="store_true", help="clip actions as in the paper")
     ap.add_argument("--last", action="store_true", help="keep the last loss, not the best")
+    ap.add_argument(
+        "--fresh-inits", action="store_true", help="a new policy initialisation every meta step"
+    )
     ap.add_argument("--other-inits", type=int, default=10)
     ap.add_argument("--tag", default="", help="write a shard runs/<NAME>_<tag>.json instead")
     ap.add_argument("--merge", nargs="*", help="merge shards with these tags, then report")
@@ -178,6 +182,7 @@ def main() -> None:
         restarts=args.restarts,
         soft_clip=not args.hard_clip,
         keep_best=not args.last,
+        fresh_inits=args.fresh_inits,
     )
     start = time.perf_counter()
     seeds = []

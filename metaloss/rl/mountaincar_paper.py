@@ -81,6 +81,9 @@ class PaperMCConfig:
             from a good loss late in training).
         restarts: loss initialisations meta-trained per seed; the one with the lowest
             (best or final) meta-objective is kept. Both use meta-train information only.
+        fresh_inits: leave the paper's protocol: a new policy initialisation every meta step
+            (none of them the seed's own), to meta-learn a loss meant for any initialisation;
+            ``keep_best`` is then ignored (single-initialisation values are noisy).
     """
 
     horizon: int = 35
@@ -96,6 +99,7 @@ class PaperMCConfig:
     subgoal_steps: int = 15
     keep_best: bool = True
     restarts: int = 1
+    fresh_inits: bool = False
 
     def __post_init__(self) -> None:
         for name in ("horizon", "policy_width", "inner_steps", "meta_steps", "restarts"):
@@ -198,7 +202,11 @@ def _meta_train_once(
 
     history = meta_train_rl(
         loss,
-        lambda step: {k: v.detach().clone().requires_grad_(True) for k, v in init.items()},
+        lambda step: (
+            policy_init(cfg, 50_000 + 100_000 * seed + step)
+            if cfg.fresh_inits
+            else {k: v.detach().clone().requires_grad_(True) for k, v in init.items()}
+        ),
         inner,
         objective,
         meta_steps=cfg.meta_steps,
@@ -211,7 +219,7 @@ def _meta_train_once(
         name=f"ml3 mountain car, paper protocol ({variant})",
         on_meta_value=keep,
     )
-    if cfg.keep_best and best["state"] is not None:
+    if cfg.keep_best and not cfg.fresh_inits and best["state"] is not None:
         loss.load_state_dict(best["state"])
         return loss, history, best["value"]
     tail = [h["meta_loss"] for h in history[-10:]]
