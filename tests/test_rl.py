@@ -17,7 +17,7 @@ from metaloss.rl import mountaincar_paper as mcp
 from metaloss.rl import policy_gradient as pg
 from metaloss.rl import reacher as rc
 from metaloss.rl.envs import CartPole, FrictionMountainCar, MountainCar, Pendulum, Reacher
-from metaloss.rl.losses import StepLoss, meta_train_rl, sgd_step
+from metaloss.rl.losses import StepLoss, meta_train_rl, sgd_step, train_policy
 
 # ----------------------------------------------------------------------------- physics
 
@@ -292,6 +292,29 @@ def test_paper_mountaincar_shaped_loss_teaches_the_swing(tmp_path):
         assert not mcp.train_and_eval(None, cfg, seed=0, steps=steps)["success"]
     hist = [r["meta_loss"] for r in res.history]
     assert min(hist[-10:]) < hist[0] - 1.0
+
+
+def test_paper_mountaincar_keep_best_and_fresh_inits():
+    base = {"meta_steps": 4, "loss_hidden": (8, 8), "meta_lr": 0.05}
+
+    def run(**kw):
+        cfg = mcp.PaperMCConfig(**base, **kw)
+        loss, hist = mcp.meta_train_loss(cfg, "shaped", seed=0)
+        flat = torch.cat([p.detach().flatten() for p in loss.parameters()])
+        return cfg, loss, flat, [h["meta_loss"] for h in hist]
+
+    cfg, loss, best, values = run()
+    _, _, last, _ = run(keep_best=False)
+    assert not torch.equal(best, last)
+    # the kept loss is the one that produced the lowest recorded meta-objective
+    step = lambda p, i: loss(mcp.features(*mcp.rollout(p, cfg)))  # noqa: E731
+    p1, _ = train_policy(mcp.policy_init(cfg, 0), step, 1, cfg.inner_lr, 0.0)
+    again = float(mcp.shaped_objective(mcp.rollout(p1, cfg)[0], cfg).detach())
+    assert again == pytest.approx(min(values), rel=1e-5)
+    # fresh initialisations: a different meta-objective, and keep_best is ignored
+    _, _, fresh_best, fresh_values = run(fresh_inits=True)
+    _, _, fresh_last, _ = run(fresh_inits=True, keep_best=False)
+    assert torch.equal(fresh_best, fresh_last) and fresh_values[1:] != values[1:]
 
 
 def test_paper_mountaincar_config_errors():
