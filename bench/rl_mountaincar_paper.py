@@ -47,9 +47,11 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def _name(cfg: dict) -> str:
     """Result name of a configuration: the default, or marked ``_hardclip`` / ``_last`` /
-    ``_restartsN`` / ``_freshinits`` / ``_metaN`` (meta steps other than 1000)."""
+    ``_restartsN`` / ``_straightthrough`` / ``_freshinits`` / ``_metaN`` (meta steps other
+    than 1000)."""
     name = NAME + ("" if cfg["soft_clip"] else "_hardclip") + ("" if cfg["keep_best"] else "_last")
     name += f"_restarts{cfg['restarts']}" if cfg["restarts"] > 1 else ""
+    name += "_straightthrough" if cfg.get("straight_through") else ""
     name += "_freshinits" if cfg.get("fresh_inits") else ""
     return name + (f"_meta{cfg['meta_steps']}" if cfg["meta_steps"] != 1000 else "")
 
@@ -161,6 +163,11 @@ def main() -> None:
     ap.add_argument("--hard-clip", action="store_true", help="clip actions as in the paper")
     ap.add_argument("--last", action="store_true", help="keep the last loss, not the best")
     ap.add_argument(
+        "--straight-through",
+        action="store_true",
+        help="gradients pass the simulator's limits (as in the reference code)",
+    )
+    ap.add_argument(
         "--fresh-inits", action="store_true", help="a new policy initialisation every meta step"
     )
     ap.add_argument("--other-inits", type=int, default=10)
@@ -183,6 +190,7 @@ def main() -> None:
         soft_clip=not args.hard_clip,
         keep_best=not args.last,
         fresh_inits=args.fresh_inits,
+        straight_through=args.straight_through,
     )
     start = time.perf_counter()
     seeds = []

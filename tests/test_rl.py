@@ -69,6 +69,14 @@ def test_friction_mountaincar_needs_a_swing():
     # Left wall: the car stops there; positions never leave [x_min, x_max].
     s = env.step(torch.tensor([[-1.19, -1.0]]), torch.tensor([-0.25]))
     assert float(s[0, 0]) == pytest.approx(env.x_min) and float(s[0, 1]) == 0.0
+    # Straight-through limits (the reference code): same values, the free update's gradient.
+    st = FrictionMountainCar(straight_through=True)
+    for state in ([[-1.19, -1.0]], [[0.49, 1.0]], [[-0.5, 1.6]]):
+        a, b = (torch.tensor(state, requires_grad=True) for _ in range(2))
+        out, out_st = env.step(a, torch.tensor([0.25])), st.step(b, torch.tensor([0.25]))
+        assert torch.equal(out, out_st)
+        g, g_st = (torch.autograd.grad(o.sum(), i)[0] for o, i in ((out, a), (out_st, b)))
+        assert not torch.equal(g, g_st) and (g_st[0] > 0).all()
 
 
 def test_mountaincar_energy_conserved_without_force():

@@ -324,6 +324,10 @@ class Pendulum:
 class FrictionMountainCar:
     """The Mountain Car of the ML3 paper's demonstration: a point mass with friction.
 
+    ``straight_through=True`` lets the gradient pass the position and velocity limits
+    unchanged, as the ML3 reference code does (it overwrites ``.data``); by default the
+    gradient is zero where a limit clips.
+
     State ``(x, v)``; Euler steps of length ``dt``::
 
         v += dt * (-mass * g * cos(3 x) + a / mass - friction * v);  x += dt * v
@@ -354,6 +358,7 @@ class FrictionMountainCar:
     goal_v: float = 1.0375
     start: float = -0.55
     horizon: int = 35
+    straight_through: bool = False
 
     state_dim: int = 2
     action_dim: int = 1
@@ -372,10 +377,13 @@ class FrictionMountainCar:
         a = _clamp(a, -self.a_max, self.a_max)
         acc = -self.mass * self.g * torch.cos(3 * x) + a / self.mass - self.friction * v
         v = v + self.dt * acc
-        x = _clamp(x + self.dt * v, self.x_min, self.x_max)
-        v = _clamp(v, -self.v_max, self.v_max)
-        v = torch.where(x > self.x_min, v, v.clamp(min=0.0))
-        return x, v
+        x_free = x + self.dt * v
+        x = _clamp(x_free, self.x_min, self.x_max)
+        v_new = _clamp(v, -self.v_max, self.v_max)
+        v_new = torch.where(x > self.x_min, v_new, v_new.clamp(min=0.0))
+        if self.straight_through:  # values of the limits, gradients of the free update
+            return x_free + (x - x_free).detach(), v + (v_new - v).detach()
+        return x, v_new
 
     def success(self, state: Tensor) -> Tensor:
         """Boolean per environment: has reached the goal."""

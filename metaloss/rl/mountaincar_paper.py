@@ -19,11 +19,11 @@ demonstration under the paper's protocol, written from its description:
 * meta-test: from the same initialisation, the same number of SGD steps with the learned
   loss, then one rollout; success means reaching ``x >= 0.5``.
 
-Differences from the reference code: the simulator's position and velocity limits pass no
-gradient where they clip (the reference overwrites ``.data``, a straight-through gradient);
-the loss's biases start at zero; the policy initialisation comes from our own seeded
-generator; by default actions are squashed (``soft_clip``) and the best loss is kept
-(``keep_best``), see :class:`PaperMCConfig`.
+Differences from the reference code: by default the simulator's position and velocity limits
+pass no gradient where they clip (the reference overwrites ``.data``, a straight-through
+gradient: ``straight_through=True``); the loss's biases start at zero; the policy
+initialisation comes from our own seeded generator; by default actions are squashed
+(``soft_clip``) and the best loss is kept (``keep_best``), see :class:`PaperMCConfig`.
 
 This is a much easier setting than :mod:`metaloss.rl.mountaincar` (random starts, a fresh
 policy for every meta step, 100 training steps at meta-test), where the shaped effect does
@@ -81,6 +81,9 @@ class PaperMCConfig:
             from a good loss late in training).
         restarts: loss initialisations meta-trained per seed; the one with the lowest
             (best or final) meta-objective is kept. Both use meta-train information only.
+        straight_through: let the gradient pass the simulator's position and velocity limits
+            unchanged, as the reference code does (see
+            :class:`~metaloss.rl.envs.FrictionMountainCar`).
         fresh_inits: leave the paper's protocol: a new policy initialisation every meta step
             (none of them the seed's own), to meta-learn a loss meant for any initialisation;
             ``keep_best`` is then ignored (single-initialisation values are noisy).
@@ -99,6 +102,7 @@ class PaperMCConfig:
     subgoal_steps: int = 15
     keep_best: bool = True
     restarts: int = 1
+    straight_through: bool = False
     fresh_inits: bool = False
 
     def __post_init__(self) -> None:
@@ -125,7 +129,8 @@ def policy_init(cfg: PaperMCConfig, seed: int) -> mf.Params:
 def rollout(params: mf.Params, cfg: PaperMCConfig, n: int = 1) -> tuple[Tensor, Tensor]:
     """Differentiable rollout from the fixed start: states ``(n, T+1, 2)``, actions ``(n, T)``
     (the actions the car received, after clipping or squashing)."""
-    s = ENV.reset(n, params["w0"].dtype)
+    env = FrictionMountainCar(straight_through=cfg.straight_through)
+    s = env.reset(n, params["w0"].dtype)
     x, v = s[:, 0], s[:, 1]
     xs, vs, acts = [x], [v], []
     for _ in range(cfg.horizon):
@@ -135,7 +140,7 @@ def rollout(params: mf.Params, cfg: PaperMCConfig, n: int = 1) -> tuple[Tensor, 
             if cfg.soft_clip
             else raw.clamp(-ENV.a_max, ENV.a_max)
         )
-        x, v = ENV.step_xv(x, v, a)
+        x, v = env.step_xv(x, v, a)
         xs.append(x)
         vs.append(v)
         acts.append(a)
