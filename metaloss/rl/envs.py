@@ -43,8 +43,27 @@ def _rand(n: int, lo: float, hi: float, generator: torch.Generator | None, dtype
     return torch.rand(n, generator=generator, dtype=dtype) * (hi - lo) + lo
 
 
+class _CarOnATrack:
+    """``step`` and ``success`` of a car with state ``(x, v)``, from the subclass's
+    ``step_xv(x, v, a)`` and ``goal``."""
+
+    goal: float
+
+    def step_xv(self, x: Tensor, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def step(self, state: Tensor, action: Tensor) -> Tensor:
+        """One step; ``action`` of shape ``(B,)`` or ``(B, 1)`` is clipped to the car's range."""
+        x, v = self.step_xv(state[:, 0], state[:, 1], action.reshape(state.shape[0]))
+        return torch.stack([x, v], dim=-1)
+
+    def success(self, state: Tensor) -> Tensor:
+        """Boolean per environment: has reached the goal."""
+        return state[:, 0] >= self.goal
+
+
 @dataclass(frozen=True)
-class MountainCar:
+class MountainCar(_CarOnATrack):
     """Mountain Car with a continuous force, batched and differentiable.
 
     State ``(x, v)``. ``x`` in ``[-1.2, 0.6]``, ``|v| <= 0.07``; the goal is ``x >= 0.5``.
@@ -81,11 +100,6 @@ class MountainCar:
         x = _rand(n, low, high, generator, dtype)
         return torch.stack([x, torch.zeros_like(x)], dim=-1)
 
-    def step(self, state: Tensor, action: Tensor) -> Tensor:
-        """One step; ``action`` of shape ``(B,)`` or ``(B, 1)`` is clipped to ``[-1, 1]``."""
-        x, v = self.step_xv(state[:, 0], state[:, 1], action.reshape(state.shape[0]))
-        return torch.stack([x, v], dim=-1)
-
     def step_xv(self, x: Tensor, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`step` on separate ``x``, ``v``, ``a`` tensors (fewer ops in long rollouts)."""
         a = _clamp(a, -1.0, 1.0)
@@ -104,10 +118,6 @@ class MountainCar:
         """Mechanical energy per unit mass in simulator units (conserved when a = 0 and
         nothing clips, up to the Euler discretisation): ``v^2 / 2 + gravity/3 sin(3x)``."""
         return 0.5 * state[:, 1] ** 2 + self.gravity / 3 * torch.sin(3 * state[:, 0])
-
-    def success(self, state: Tensor) -> Tensor:
-        """Boolean per environment: has reached the goal."""
-        return state[:, 0] >= self.goal
 
 
 @dataclass(frozen=True)
@@ -321,7 +331,7 @@ class Pendulum:
 
 
 @dataclass(frozen=True)
-class FrictionMountainCar:
+class FrictionMountainCar(_CarOnATrack):
     """The Mountain Car of the ML3 paper's demonstration: a point mass with friction.
 
     ``straight_through=True`` lets the gradient pass the position and velocity limits
@@ -367,11 +377,6 @@ class FrictionMountainCar:
         """``n`` copies of the fixed start ``(start, 0)``."""
         return torch.tensor([[self.start, 0.0]], dtype=dtype).expand(n, 2).clone()
 
-    def step(self, state: Tensor, action: Tensor) -> Tensor:
-        """One step; ``action`` ``(B,)`` or ``(B, 1)`` is clipped to ``[-a_max, a_max]``."""
-        x, v = self.step_xv(state[:, 0], state[:, 1], action.reshape(state.shape[0]))
-        return torch.stack([x, v], dim=-1)
-
     def step_xv(self, x: Tensor, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`step` on separate ``x``, ``v``, ``a`` tensors."""
         a = _clamp(a, -self.a_max, self.a_max)
@@ -384,10 +389,6 @@ class FrictionMountainCar:
         if self.straight_through:  # values of the limits, gradients of the free update
             return x_free + (x - x_free).detach(), v + (v_new - v).detach()
         return x, v_new
-
-    def success(self, state: Tensor) -> Tensor:
-        """Boolean per environment: has reached the goal."""
-        return state[:, 0] >= self.goal
 
 
 __all__ = [

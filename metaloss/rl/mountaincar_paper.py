@@ -136,9 +136,9 @@ def rollout(params: mf.Params, cfg: PaperMCConfig, n: int = 1) -> tuple[Tensor, 
     for _ in range(cfg.horizon):
         raw = (torch.stack([x, v], -1) @ params["w0"].T @ params["w1"].T).squeeze(-1)
         a = (
-            ENV.a_max * torch.tanh(raw / ENV.a_max)
+            env.a_max * torch.tanh(raw / env.a_max)
             if cfg.soft_clip
-            else raw.clamp(-ENV.a_max, ENV.a_max)
+            else raw.clamp(-env.a_max, env.a_max)
         )
         x, v = env.step_xv(x, v, a)
         xs.append(x)
@@ -191,6 +191,7 @@ def _meta_train_once(
 ) -> tuple[StepLoss, list[dict[str, float]], float]:
     loss = make_loss(cfg, loss_seed)
     init = policy_init(cfg, seed)
+    keep_best = cfg.keep_best and not cfg.fresh_inits
     best: dict[str, Any] = {"value": float("inf"), "state": None}
 
     def keep(step: int, value: float) -> None:
@@ -222,9 +223,9 @@ def _meta_train_once(
         meta_clip=0.0,
         progress=progress,
         name=f"ml3 mountain car, paper protocol ({variant})",
-        on_meta_value=keep,
+        on_meta_value=keep if keep_best else None,
     )
-    if cfg.keep_best and not cfg.fresh_inits and best["state"] is not None:
+    if keep_best:
         loss.load_state_dict(best["state"])
         return loss, history, best["value"]
     tail = [h["meta_loss"] for h in history[-10:]]
