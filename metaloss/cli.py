@@ -57,6 +57,22 @@ DataDirOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+OptimizerOpt = Annotated[str | None, typer.Option("--optimizer", help="sgd or adam (task default)")]
+MomentumOpt = Annotated[float | None, typer.Option(help="SGD momentum (task default)")]
+NesterovOpt = Annotated[
+    bool | None, typer.Option("--nesterov/--no-nesterov", help="Nesterov momentum (task default)")
+]
+WeightDecayOpt = Annotated[float | None, typer.Option(help="weight decay (task default)")]
+
+
+def _train_overrides(
+    optimizer: str | None, momentum: float | None, nesterov: bool | None, wd: float | None
+) -> dict[str, Any]:
+    """The optimiser options given on the command line (None: the task's default)."""
+    if optimizer is not None and optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"--optimizer must be sgd or adam, got {optimizer!r}")
+    return {"optimizer": optimizer, "momentum": momentum, "nesterov": nesterov,
+            "weight_decay": wd}  # fmt: skip
 
 
 def _task(name: str, data_dir: str | None, device: str, seed: int = 0):
@@ -110,16 +126,24 @@ def train(
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     as_json: JsonOpt = False,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    nesterov: NesterovOpt = None,
+    weight_decay: WeightDecayOpt = None,
 ) -> None:
     """Train one model of TASK with a loss and print its validation and test metric."""
     from metaloss.api import resolve_loss
+    from metaloss.seeds import check_seed
     from metaloss.training import train as run_train
 
+    check_seed(seed, "--seed")
+    extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
     t = _task(task, data_dir, device)
     name, loss_fn = resolve_loss(loss)
     res = run_train(
-        t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json
-    )
+        t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json,
+        **extra,
+    )  # fmt: skip
     out = {"task": t.name, "loss": name, "seed": seed, **res.to_dict()}
     if as_json:
         print(json.dumps(out))
@@ -135,34 +159,77 @@ def train(
 def evaluate(
     losses: Annotated[list[str], typer.Argument(help="baseline names and/or run dirs")],
     task: TaskOpt,
-    seeds: Annotated[int, typer.Option(help="number of seeds (0..K-1)")] = 5,
+    seeds: Annotated[int, typer.Option(help="number of reporting seeds (0..K-1)")] = 5,
     steps: Annotated[int | None, typer.Option(help="training steps (task default)")] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     out: Annotated[Path | None, typer.Option(help="write the report JSON here")] = None,
     as_json: JsonOpt = False,
+    tune: Annotated[
+        str, typer.Option(help="lr: tune every loss's learning rate on validation; none: don't")
+    ] = "lr",
+    tune_seeds: Annotated[int, typer.Option(help="tuning seeds (disjoint from --seeds)")] = 2,
+    baseline: Annotated[
+        bool,
+        typer.Option(help="put the task loss (CE, or MSE for regression) first as the baseline"),
+    ] = True,
+    lr: Annotated[float | None, typer.Option(help="learning rate / grid centre")] = None,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    nesterov: NesterovOpt = None,
+    weight_decay: WeightDecayOpt = None,
 ) -> None:
-    """Train TASK with every loss on K seeds: mean +- std of the test metric, Welch's t-test."""
+    """Train TASK with every loss on K seeds, each at its tuned learning rate.
+
+    Every loss (the task-loss baseline included) gets the same learning-rate grid, chosen
+    by mean validation metric over tuning seeds; the table shows the chosen lr, mean ± std
+    of the test metric, Welch's t-test, Holm-corrected p and a 95 % CI vs the baseline."""
     from metaloss.api import evaluate as run_eval
     from metaloss.io import write_json
+    from metaloss.tuning import TuneConfig
 
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
+    if tune not in ("lr", "none"):
+        raise ConfigError(f"--tune must be lr or none, got {tune!r}")
+    if tune_seeds < 1:
+        raise ConfigError("--tune-seeds must be >= 1")
+    extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
     t = _task(task, data_dir, device)
-    report = run_eval(losses, t, seeds=seeds, steps=steps)
+    names = list(losses)
+    base = "ce" if t.classification else "mse"
+    aliases = {"ce", "cross_entropy", "cross-entropy"} if base == "ce" else {"mse"}
+    baselines = [base] if baseline and not aliases & {n.lower() for n in names} else []
+    report = run_eval(
+        names, t, seeds=seeds, steps=steps, baselines=baselines, tune=tune,
+        tune_config=TuneConfig(seeds=tune_seeds), progress=not as_json, lr=lr, **extra,
+    )  # fmt: skip
     if out is not None:
         write_json(out, report.to_dict())
     if as_json:
         print(json.dumps(report.to_dict()))
         return
-    table = Table(title=f"{t.name}: test {report.metric}, {report.steps} steps, {seeds} seeds")
-    for col in ("loss", "mean ± std", "Δ vs first", "p (Welch)"):
+    tuned = "lr tuned on validation" if report.tuned else "UNTUNED lr"
+    table = Table(
+        title=f"{t.name}: test {report.metric}, {report.steps} steps, {seeds} seeds, {tuned}"
+    )
+    for col in ("loss", "lr", "mean ± std", "Δ vs first [95% CI]", "p (Welch)", "p (Holm)",
+                "step vs task loss"):  # fmt: skip
         table.add_column(col)
     for r in report.rows:
-        delta = "" if r is report.rows[0] else f"{r.delta:+.4f}"
-        p = "" if r is report.rows[0] else f"{r.p_value:.3f}"
-        table.add_row(r.name, f"{r.mean:.4f} ± {r.std:.4f}", delta, p)
+        first = r is report.rows[0]
+        delta = "" if first else f"{r.delta:+.4f} [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]"
+        p = "" if first else f"{r.p_value:.3f}"
+        ph = "" if first else f"{r.p_holm:.3f}"
+        cell = f"{r.mean:.4f} ± {r.std:.4f}"
+        cell = f"[bold]{cell}[/]" if r.verdict == "better" else cell
+        cell = f"{cell} (worse)" if r.verdict == "worse" else cell
+        diag = r.diagnostic or {}
+        step = f"x{diag['grad_norm_ratio']:.3g}, cos {diag['cosine']:.3f}" if diag else ""
+        table.add_row(r.name, f"{r.lr:g}", cell, delta, p, ph, step)
     console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True)
 
 
 @app.command()
@@ -182,7 +249,9 @@ def learn(
 ) -> None:
     """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
     from metaloss.api import method_fn
+    from metaloss.seeds import check_seed
 
+    check_seed(seed, "--seed")
     fn = method_fn(method)
     options = _parse_options(option or [])
     if evaluator is not None:
@@ -217,9 +286,30 @@ def learn(
         result = fn(t, seed=seed, progress=True, **options)
     except TypeError as exc:
         raise ConfigError(f"learn {method}: {exc}") from None
+    if t is not None:
+        from metaloss.diagnostics import step_diagnostic
+
+        diag = step_diagnostic(result.loss, t)
+        result.info["step_diagnostic"] = diag.to_dict()
     result.save(out)
-    console.print(str(result))
+    console.print(str(result), soft_wrap=True)
     console.print(f"[green]saved[/] {out}")
+
+
+def _show_diagnostic(loss: Any, spec: dict[str, Any]) -> None:
+    """Print the step diagnostic of a loss on its run's task (when the task loads here)."""
+    from metaloss.diagnostics import step_diagnostic
+
+    name = spec.get("task")
+    if not isinstance(name, str):
+        return
+    try:
+        t = _task(name, None, "cpu")
+    except MetalossError as exc:
+        console.print(f"[bold]step[/] not measured: task {name!r} does not load here ({exc})",
+                      soft_wrap=True)  # fmt: skip
+        return
+    console.print(f"[bold]step[/] {step_diagnostic(loss, t)}", soft_wrap=True)
 
 
 @app.command()
@@ -238,8 +328,15 @@ def show(
     console.print(f"[bold]loss[/]   {loss.describe()}")
     if hasattr(loss, "to_latex"):
         console.print(f"[bold]LaTeX[/]  {loss.to_latex()}")
-    for k, v in (spec.get("info") or {}).items():
-        console.print(f"[bold]{k}[/] {v}")
+    info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
+    for k, v in info.items():
+        if k == "step_diagnostic" and isinstance(v, dict):
+            from metaloss.diagnostics import describe
+
+            k, v = "step", describe(v)
+        console.print(f"[bold]{k}[/] {v}", soft_wrap=True)
+    if "step_diagnostic" not in info and getattr(loss, "kind", "") != "rl_step":
+        _show_diagnostic(loss, spec)
     hof = spec.get("hall_of_fame") or []
     if hof:
         table = Table(title="hall of fame")
@@ -278,6 +375,10 @@ def bench(
     first_seed: Annotated[
         int, typer.Option(min=0, help="first seed (shard a suite over processes)")
     ] = 0,
+    tune: Annotated[
+        bool, typer.Option(help="tune every row's learning rate on validation (fair protocol)")
+    ] = True,
+    tune_seeds: Annotated[int, typer.Option(min=1, help="tuning seeds")] = 2,
 ) -> None:
     """Run a benchmark suite (resumable): JSON cells, summary and a markdown table.
 
@@ -289,7 +390,7 @@ def bench(
     summary = run_suite(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
-        first_seed=first_seed,
+        first_seed=first_seed, tune=tune, tune_seeds=tune_seeds,
     )  # fmt: skip
     from metaloss.suite import markdown
 

@@ -12,6 +12,7 @@ from metaloss.losses.handcrafted import (
     task_loss_for,
 )
 from metaloss.losses.neural import NeuralLoss
+from metaloss.losses.scaled import ScaledLoss
 from metaloss.losses.taylor import TaylorLoss
 
 
@@ -32,6 +33,7 @@ __all__ = [
     "LabelSmoothingLoss",
     "MSELoss",
     "NeuralLoss",
+    "ScaledLoss",
     "TaylorLoss",
     "get_baseline",
     "get_loss",

@@ -24,6 +24,7 @@ from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.evolution import CMAES, VectorFamily
 from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
+from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
 
 
@@ -45,7 +46,8 @@ def learn_taylorglo(
         raise ConfigError("taylorglo: generations must be >= 1")
     family = VectorFamily(TaylorLoss(theta0))
     search = CMAES(family, sigma=sigma, popsize=popsize, seed=seed)
-    fitness = TrainFitness(task, steps=fitness_steps, seed=seed)
+    # The fitness run draws from the search stream: never the meta-test run of ``seed``.
+    fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
     ev = make_evaluator(evaluator, fitness, **evaluator_options)
     hof: dict[str, dict[str, Any]] = {}
 

@@ -33,6 +33,7 @@ from metaloss import functional as mf
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ConfigError
 from metaloss.progress import progress_bar
+from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
 from metaloss.training import Batcher
 
@@ -108,8 +109,9 @@ class MetaStepper:
         self.loss, self.task, self.config, self.seed = loss.to(task.device), task, config, seed
         self.objective = objective or task_objective(task)
         bs = config.batch_size or task.defaults.batch_size
-        self.batches = Batcher(len(task.train), bs, seed, task.device)
-        self.val_batches = Batcher(len(task.val), bs, seed + 7, task.device)
+        # Search streams: never the initialisation or batch order of a meta-test run.
+        self.batches = Batcher(len(task.train), bs, search_seed(seed, "meta-batches"), task.device)
+        self.val_batches = Batcher(len(task.val), bs, search_seed(seed, "meta-val"), task.device)
         lr = config.inner_lr if config.inner_lr is not None else task.defaults.lr
         self.inner_opt = mf.clip_grad_norm(
             mf.make_optimizer(config.inner_optimizer, lr, momentum=config.inner_momentum),
@@ -117,13 +119,13 @@ class MetaStepper:
         )
         self.meta_params = [p for p in self.loss.parameters() if p.requires_grad]
         self.meta_opt = torch.optim.Adam(self.meta_params, lr=config.meta_lr)
-        self.model = task.make_model(seed)
+        self.model = task.make_model(search_seed(seed, "meta-init"))
         self.buffers = mf.buffers_of(self.model)
         self.step_count = 0
         self._fresh()
 
     def _fresh(self) -> None:
-        model = self.task.make_model(self.seed * 1_000_003 + self.step_count)
+        model = self.task.make_model(search_seed(self.seed, "meta-fresh", self.step_count))
         self.params = mf.params_of(model)
         self.state = self.inner_opt.init(self.params)
 
