@@ -27,7 +27,7 @@ from metaloss import io
 from metaloss.errors import ConfigError
 from metaloss.results import welch_p
 
-BASELINES = ("ce", "mse", "focal", "label_smoothing")
+BASELINES = ("ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
 
 
 @dataclass

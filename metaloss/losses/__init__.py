@@ -6,8 +6,12 @@ from metaloss.losses.base import LOSSES, Loss, OutputWiseLoss, build_loss, outpu
 from metaloss.losses.handcrafted import (
     CrossEntropyLoss,
     FocalLoss,
+    GeneralizedCrossEntropyLoss,
     LabelSmoothingLoss,
+    MAELoss,
     MSELoss,
+    Poly1Loss,
+    SymmetricCrossEntropyLoss,
     get_baseline,
     task_loss_for,
 )
@@ -31,6 +35,10 @@ __all__ = [
     "FocalLoss",
     "LabelSmoothingLoss",
     "MSELoss",
+    "MAELoss",
+    "GeneralizedCrossEntropyLoss",
+    "SymmetricCrossEntropyLoss",
+    "Poly1Loss",
     "NeuralLoss",
     "TaylorLoss",
     "get_baseline",
