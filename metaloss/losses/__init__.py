@@ -16,6 +16,7 @@ from metaloss.losses.handcrafted import (
     task_loss_for,
 )
 from metaloss.losses.neural import NeuralLoss
+from metaloss.losses.normalized import GradNormalized, grad_norm
 from metaloss.losses.taylor import TaylorLoss
 
 
@@ -40,6 +41,8 @@ __all__ = [
     "SymmetricCrossEntropyLoss",
     "Poly1Loss",
     "NeuralLoss",
+    "GradNormalized",
+    "grad_norm",
     "TaylorLoss",
     "get_baseline",
     "get_loss",
