@@ -156,6 +156,11 @@ def test_bad_variants_are_config_errors(bad: dict, match: str) -> None:
         Variant(**bad)
 
 
+def test_numpy_numbers_are_accepted() -> None:
+    v = Variant(label_noise=np.float32(0.25), imbalance=np.int64(10), seed=np.int64(3))
+    assert v.suffix() == "+noise0.25sym+imb10+vseed3" and type(v.seed) is int
+
+
 def test_bad_variant_names() -> None:
     with pytest.raises(ConfigError, match="not understood"):
         tasks.get("iris-linear+noisy")

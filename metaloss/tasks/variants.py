@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -96,7 +97,7 @@ class Variant:
         object.__setattr__(self, "noise_kind", kind)
         for name in ("label_noise", "imbalance", "train_fraction"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
             object.__setattr__(self, name, float(value))
         if not 0 <= self.label_noise < 1:
@@ -105,7 +106,10 @@ class Variant:
             raise ConfigError(f"imbalance must be a finite ratio >= 1, got {self.imbalance}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ConfigError(f"variant seed must be an integer >= 0, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        if self.seed < 0:
             raise ConfigError(f"variant seed must be an integer >= 0, got {self.seed!r}")
 
     @property
