@@ -70,6 +70,17 @@ def test_calibration_leaves_the_model_unchanged() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_dropout_models_calibrate_exactly_and_keep_the_global_rng() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 3)).train()
+    batches = [(torch.randn(16, 4), torch.randint(0, 3, (16,))) for _ in range(3)]
+    state = torch.get_rng_state()
+    loss = GradNormalized(get_baseline("sce")).calibrate(model, batches)
+    ce = grad_norm(get_baseline("ce"), model, batches)
+    assert grad_norm(loss, model, batches) == pytest.approx(ce, rel=1e-5)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_calibrate_on_task_uses_seeded_initial_batches(digits) -> None:
     a = GradNormalized(get_baseline("mae")).calibrate_on_task(digits, seed=3)
     b = GradNormalized(get_baseline("mae")).calibrate_on_task(digits, seed=3)

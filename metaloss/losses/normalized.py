@@ -47,8 +47,9 @@ Batch = tuple[Tensor, Tensor]
 def grad_norm(loss: nn.Module, model: nn.Module, batches: Iterable[Batch]) -> float:
     """Mean over ``batches`` of the L2 norm of ``d loss(model(x), y) / d params``.
 
-    The model's parameters, ``.grad`` fields and buffers (e.g. batch-norm statistics) are
-    left as they were.
+    Batch ``i`` runs under ``torch.manual_seed(i)`` (so dropout draws the same masks for
+    every loss compared); the model's parameters, ``.grad`` fields and buffers (e.g.
+    batch-norm statistics) and the global random state are left as they were.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -56,8 +57,12 @@ def grad_norm(loss: nn.Module, model: nn.Module, batches: Iterable[Batch]) -> fl
     saved = {k: v.detach().clone() for k, v in model.named_buffers()}
     norms = []
     try:
-        for x, y in batches:
-            grads = torch.autograd.grad(loss(model(x), y), params, allow_unused=True)
+        for i, (x, y) in enumerate(batches):
+            cuda = list(range(torch.cuda.device_count())) if x.is_cuda else []
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(i)
+                value = loss(model(x), y)
+            grads = torch.autograd.grad(value, params, allow_unused=True)
             squares = [g.detach().double().pow(2).sum() for g in grads if g is not None]
             norms.append(float(torch.stack(squares).sum().sqrt()) if squares else 0.0)
     finally:
