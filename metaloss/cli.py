@@ -75,10 +75,47 @@ def _train_overrides(
             "weight_decay": wd}  # fmt: skip
 
 
-def _task(name: str, data_dir: str | None, device: str, seed: int = 0):
+# Task variants (metaloss.tasks.variants): the same options on train, evaluate and learn.
+_VARIANT = "Task variant"
+LabelNoiseOpt = Annotated[
+    float | None,
+    typer.Option(help="flip this fraction of train/val labels", rich_help_panel=_VARIANT),
+]
+NoiseKindOpt = Annotated[
+    str | None, typer.Option(help="symmetric or pairflip", rich_help_panel=_VARIANT)
+]
+ImbalanceOpt = Annotated[
+    float | None,
+    typer.Option(help="long-tailed training set, largest/smallest class", rich_help_panel=_VARIANT),
+]
+TrainFractionOpt = Annotated[
+    float | None,
+    typer.Option(help="keep this stratified fraction of training", rich_help_panel=_VARIANT),
+]
+VariantSeedOpt = Annotated[
+    int | None, typer.Option(help="seed of the noise / subset draws", rich_help_panel=_VARIANT)
+]
+
+
+def _task(
+    name: str,
+    data_dir: str | None,
+    device: str,
+    seed: int = 0,
+    *,
+    label_noise: float | None = None,
+    noise_kind: str | None = None,
+    imbalance: float | None = None,
+    train_fraction: float | None = None,
+    variant_seed: int | None = None,
+):
     from metaloss import tasks
 
-    return tasks.get(name, data_dir=data_dir, device=device, seed=seed)
+    return tasks.get(
+        name, data_dir=data_dir, device=device, seed=seed,
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -130,6 +167,11 @@ def train(
     momentum: MomentumOpt = None,
     nesterov: NesterovOpt = None,
     weight_decay: WeightDecayOpt = None,
+    label_noise: LabelNoiseOpt = None,
+    noise_kind: NoiseKindOpt = None,
+    imbalance: ImbalanceOpt = None,
+    train_fraction: TrainFractionOpt = None,
+    variant_seed: VariantSeedOpt = None,
 ) -> None:
     """Train one model of TASK with a loss and print its validation and test metric."""
     from metaloss.api import resolve_loss
@@ -138,7 +180,11 @@ def train(
 
     check_seed(seed, "--seed")
     extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
-    t = _task(task, data_dir, device)
+    t = _task(
+        task, data_dir, device,
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
     name, loss_fn = resolve_loss(loss)
     res = run_train(
         t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json,
@@ -178,6 +224,11 @@ def evaluate(
     momentum: MomentumOpt = None,
     nesterov: NesterovOpt = None,
     weight_decay: WeightDecayOpt = None,
+    label_noise: LabelNoiseOpt = None,
+    noise_kind: NoiseKindOpt = None,
+    imbalance: ImbalanceOpt = None,
+    train_fraction: TrainFractionOpt = None,
+    variant_seed: VariantSeedOpt = None,
 ) -> None:
     """Train TASK with every loss on K seeds, each at its tuned learning rate.
 
@@ -195,7 +246,11 @@ def evaluate(
     if tune_seeds < 1:
         raise ConfigError("--tune-seeds must be >= 1")
     extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
-    t = _task(task, data_dir, device)
+    t = _task(
+        task, data_dir, device,
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
     names = list(losses)
     base = "ce" if t.classification else "mse"
     aliases = {"ce", "cross_entropy", "cross-entropy"} if base == "ce" else {"mse"}
@@ -246,6 +301,11 @@ def learn(
     ] = None,
     evaluator: Annotated[str | None, typer.Option(help="serial, batched or ray")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
+    label_noise: LabelNoiseOpt = None,
+    noise_kind: NoiseKindOpt = None,
+    imbalance: ImbalanceOpt = None,
+    train_fraction: TrainFractionOpt = None,
+    variant_seed: VariantSeedOpt = None,
 ) -> None:
     """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
     from metaloss.api import method_fn
@@ -253,6 +313,14 @@ def learn(
 
     check_seed(seed, "--seed")
     fn = method_fn(method)
+    variant = dict(
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
+    if (task.startswith("rl-") or method.lower() == "mln") and any(
+        v is not None for v in variant.values()
+    ):
+        raise ConfigError(f"learn {method} --task {task}: task variant options need a data task")
     options = _parse_options(option or [])
     if evaluator is not None:
         options["evaluator"] = evaluator
@@ -271,11 +339,11 @@ def learn(
         console.print(f"[green]saved[/] {out}")
         return
     if method.lower() != "mln":
-        t = _task(task, data_dir, device, seed)
+        t = _task(task, data_dir, device, seed, **variant)
     else:
         t = None
         options["device"] = device
-    out = out or Path("runs") / f"{task if t is not None else 'generated'}-{method.lower()}"
+    out = out or Path("runs") / f"{t.name if t is not None else 'generated'}-{method.lower()}"
     options.setdefault("run_dir", str(out))
     partial = any((out / f).exists() for f in ("checkpoint.json", "generations.jsonl"))
     if not resume and partial:

@@ -325,7 +325,7 @@ def _task_shape(name: str, config: Mapping[str, Any]) -> tuple[bool, int]:
     """(classification?, number of classes) of a registered task, without loading its data."""
     from metaloss.tasks.registry import TASKS
 
-    spec = TASKS.get(name)
+    spec = TASKS.get(name.partition("+")[0])  # a variant (+noise0.2sym) keeps its classes
     if spec is None:  # e.g. MLN's generated tasks: classification
         return True, int(config.get("classes") or 10)
     src = spec.data

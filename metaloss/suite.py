@@ -30,7 +30,7 @@ from metaloss.seeds import tuning_seeds
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
 
-BASELINES = ("ce", "mse", "focal", "label_smoothing")
+BASELINES = ("ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
 ONLINE = ("adalfl", "ce-step-adalfl")  # the meta-test run is the method's own online run
 CONTROLS = ("ce-step-ml3", "ce-step-adalfl", "ce-step-search")  # learned-step controls
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from metaloss.tasks.base import Split, Task, TrainConfig, random_crop_flip
 from metaloss.tasks.registry import TASKS, TaskSpec, build_task, describe, get, names, register_task
+from metaloss.tasks.variants import Variant
 
 __all__ = [
     "Split",
     "Task",
     "TrainConfig",
+    "Variant",
     "TASKS",
     "TaskSpec",
     "build_task",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,9 @@ from torch import Tensor, nn
 
 from metaloss.errors import ConfigError
 from metaloss.losses.handcrafted import task_loss_for
+
+if TYPE_CHECKING:
+    from metaloss.tasks.variants import Variant
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Task:
     defaults: TrainConfig = field(default_factory=TrainConfig)
     augment: str | None = None  # "crop_flip" for CIFAR-style augmentation
     target_scale: float = 1.0  # std of the raw regression target (MSE is reported standardised)
+    variant: Variant | None = None  # label noise / imbalance / fraction (tasks.variants)
 
     @property
     def classification(self) -> bool:
@@ -146,6 +150,7 @@ class Task:
             "val": len(self.val),
             "test": len(self.test),
             "source": self.source,
+            "variant": self.variant.to_dict() if self.variant is not None else None,
         }
 
 

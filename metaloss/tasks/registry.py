@@ -367,8 +367,30 @@ def get(
     device: str | torch.device = "cpu",
     seed: int = 0,
     val_fraction: float = 0.1,
+    *,
+    label_noise: float | None = None,
+    noise_kind: str | None = None,
+    imbalance: float | None = None,
+    train_fraction: float | None = None,
+    variant_seed: int | None = None,
 ) -> Task:
-    """Build a registered task by name, reading its data from ``data_dir`` if given."""
+    """Build a registered task by name, reading its data from ``data_dir`` if given.
+
+    A name may carry a variant (``digits-mlp+noise0.2sym+imb100``); the keyword options
+    set or override its fields (see :mod:`metaloss.tasks.variants`): ``label_noise`` rate,
+    ``noise_kind`` ("symmetric" or "pairflip"), ``imbalance`` ratio, ``train_fraction``
+    and ``variant_seed``.
+    """
+    from metaloss.tasks.variants import split_name
+
+    name, variant = split_name(name)
+    variant = variant.with_(
+        label_noise=label_noise,
+        noise_kind=noise_kind,
+        imbalance=imbalance,
+        train_fraction=train_fraction,
+        seed=variant_seed,
+    )
     if name not in TASKS:
         close = [n for n in TASKS if name.split("-")[0] in n]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -376,7 +398,7 @@ def get(
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available")
     spec = TASKS[name]
-    return build_task(spec, _load(spec, data_dir, seed), seed, val_fraction, device)
+    return variant.apply(build_task(spec, _load(spec, data_dir, seed), seed, val_fraction, device))
 
 
 def describe() -> list[dict[str, str]]:
