@@ -165,6 +165,53 @@ def evaluate(
     console.print(table)
 
 
+_RUN_FILES = ("spec.json", "loss.safetensors", "history.jsonl", "extra.safetensors",
+              "checkpoint.json", "generations.jsonl", "evals.safetensors")  # fmt: skip
+
+
+def _nonempty(path: Path) -> bool:
+    """A file that exists and holds something (a 0-byte file from a full disk is no run)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
+    """Check ``learn --out``: a folder we can write, not a finished run unless ``--force``
+    (its run files are then removed) or ``--resume`` (a no-op: returns True)."""
+    import os
+    import shutil
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: {probe} is not a writable directory")
+    if not _nonempty(out / "spec.json"):
+        if force:
+            _remove_run_files(out, shutil)
+        return False
+    if resume:
+        console.print(f"{out} holds a finished run; nothing to resume")
+        return True
+    if not force:
+        raise ConfigError(
+            f"--out {out}: holds a finished run; pass --force to replace it or choose another --out"
+        )
+    _remove_run_files(out, shutil)
+    return False
+
+
+def _remove_run_files(out: Path, shutil: Any) -> None:
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for old in out.glob("checkpoint-*.safetensors"):
+        old.unlink(missing_ok=True)
+
+
 @app.command()
 def learn(
     method: Annotated[str, typer.Argument(help="ml3, adalfl, taylorglo, mln, evomal, gplfl")],
@@ -179,11 +226,20 @@ def learn(
     ] = None,
     evaluator: Annotated[str | None, typer.Option(help="serial, batched or ray")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing run in --out (start afresh)")
+    ] = False,
 ) -> None:
     """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
     from metaloss.api import method_fn
+    from metaloss.tasks.registry import check_device
 
     fn = method_fn(method)
+    check_device(device)
+    if resume and force:
+        raise ConfigError("--resume and --force exclude each other")
+    if out is not None and _prepare_out(out, resume, force):
+        return
     options = _parse_options(option or [])
     if evaluator is not None:
         options["evaluator"] = evaluator
@@ -192,7 +248,10 @@ def learn(
             raise ConfigError(f"RL tasks ({task}) are meta-learned with ml3, not {method}")
         from metaloss.rl import learn_rl
 
-        out = out or Path("runs") / f"{task}-ml3"
+        if out is None:
+            out = Path("runs") / f"{task}-ml3"
+            if _prepare_out(out, resume, force):
+                return
         try:
             result = learn_rl(task, seed=seed, progress=True, **options)
         except TypeError as exc:
@@ -206,9 +265,12 @@ def learn(
     else:
         t = None
         options["device"] = device
-    out = out or Path("runs") / f"{task if t is not None else 'generated'}-{method.lower()}"
+    if out is None:
+        out = Path("runs") / f"{task if t is not None else 'generated'}-{method.lower()}"
+        if _prepare_out(out, resume, force):
+            return
     options.setdefault("run_dir", str(out))
-    partial = any((out / f).exists() for f in ("checkpoint.json", "generations.jsonl"))
+    partial = any(_nonempty(out / f) for f in ("checkpoint.json", "generations.jsonl"))
     if not resume and partial:
         raise ConfigError(
             f"{out} holds a previous run: pass --resume to continue it or choose another --out"
@@ -332,18 +394,25 @@ def main() -> None:
     except MetalossError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {exc}")
+        _print_error(f"error: {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        _print_error("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence, never a bare traceback
         if debug:
             raise
-        err_console.print(
-            f"[red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug)"
-        )
+        _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
         sys.exit(1)
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr, never wrapped (rich would wrap at 80 columns off a terminal)."""
+    line = " ".join(message.split())
+    if sys.stderr.isatty():
+        err_console.print(line, style="red", soft_wrap=True, markup=False, highlight=False)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

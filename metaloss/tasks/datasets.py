@@ -67,6 +67,8 @@ PathLike = str | os.PathLike[str]
 #: Bumped whenever the layout of a cache file changes, so old caches are ignored.
 _CACHE_VERSION = 1
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+#: Largest image accepted, in pixels (PIL's decompression-bomb limit is set to it explicitly).
+MAX_IMAGE_PIXELS = 4096 * 4096
 _MAX_CLASSES = 100  # a target column with more distinct integer values is taken as regression
 
 
@@ -125,6 +127,73 @@ class ArrayData:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input example, e.g. ``(1, 28, 28)`` or ``(13,)``."""
         return tuple(int(s) for s in self.x_train.shape[1:])
+
+
+def min_train_samples(val_fraction: float) -> int:
+    """The fewest training examples from which a validation split of ``val_fraction`` leaves
+    at least one example on each side.
+
+    Example:
+        >>> min_train_samples(0.1)
+        6
+    """
+    n = 2
+    while int(round(n * val_fraction)) < 1 or n - int(round(n * val_fraction)) < 1:
+        n += 1
+    return n
+
+
+def validate_arrays(data: ArrayData, val_fraction: float = 0.1) -> None:
+    """Check arrays before they become a task; a :class:`DataError` naming the source.
+
+    * at least :func:`min_train_samples` training and one test example;
+    * classification labels are integers within the declared classes, and the training
+      partition holds at least two classes;
+    * inputs (and regression targets) are finite *as float32*, the training dtype (``1e39``
+      is finite in float64 but ``inf`` in float32).
+
+    Example:
+        >>> import numpy as np
+        >>> d = ArrayData(np.zeros((8, 2), np.float32), np.array([0, 1] * 4),
+        ...               np.zeros((2, 2), np.float32), np.array([0, 1]), ["a", "b"], "toy")
+        >>> validate_arrays(d)
+    """
+    src = data.source
+    need = min_train_samples(val_fraction)
+    if len(data.x_train) < need:
+        raise DataError(
+            f"{src}: the training partition has {len(data.x_train)} examples; at least {need} "
+            f"are needed (one for training and one for a {val_fraction:g} validation split)"
+        )
+    if len(data.x_test) < 1:
+        raise DataError(f"{src}: the test partition is empty; at least 1 example is needed")
+    for name in ("x_train", "x_test") + (("y_train", "y_test") if data.classes is None else ()):
+        a = np.asarray(getattr(data, name))
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{src}: {name} has non-numeric dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a.astype(np.float32, copy=False)).all():
+            raise DataError(
+                f"{src}: {name} has NaN or infinite values (after the cast to float32, whose "
+                f"largest value is {float(np.finfo(np.float32).max):.3g})"
+            )
+    if data.classes is None:
+        return
+    k = len(data.classes)
+    for name in ("y_train", "y_test"):
+        y = np.asarray(getattr(data, name))
+        if y.ndim != 1 or y.dtype.kind not in "biu":
+            raise DataError(f"{src}: {name} must be integer class labels (N,), got {y.dtype}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise DataError(
+                f"{src}: {name} has labels in [{int(y.min())}, {int(y.max())}], outside the "
+                f"{k} declared classes 0..{k - 1}"
+            )
+    n_train_classes = len(np.unique(np.asarray(data.y_train)))
+    if k < 2 or n_train_classes < 2:
+        raise DataError(
+            f"{src}: y_train holds a single class; classification needs at least 2 classes "
+            "(for a regression target, store it as floats)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,15 +573,29 @@ class _Decoder:
         from PIL import Image, UnidentifiedImageError
 
         hint = ("JPEG",) if name.lower().endswith((".jpg", ".jpeg")) else ("PNG",)
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
         try:
-            try:
-                im = Image.open(io.BytesIO(blob), formats=hint)
-            except UnidentifiedImageError:  # wrong extension: let PIL guess
-                im = Image.open(io.BytesIO(blob))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                try:
+                    im = Image.open(io.BytesIO(blob), formats=hint)
+                except UnidentifiedImageError:  # wrong extension: let PIL guess
+                    im = Image.open(io.BytesIO(blob))
+            w, h = im.size  # read from the header: nothing is decoded yet
+            if w * h > MAX_IMAGE_PIXELS:
+                im.close()
+                raise DataError(
+                    f"{self.where}: image {name} is {w}x{h}, over the limit of "
+                    f"{MAX_IMAGE_PIXELS} pixels"
+                )
             with im:
                 if im.mode not in ("L", "RGB"):
                     im = im.convert("L" if im.mode in ("1", "LA", "La", "I", "I;16") else "RGB")
                 pixels, gray, size = im.tobytes(), im.mode == "L", im.size
+        except Image.DecompressionBombError:
+            raise DataError(
+                f"{self.where}: image {name} is over the limit of {MAX_IMAGE_PIXELS} pixels"
+            ) from None
         except (OSError, ValueError, SyntaxError) as e:
             raise DataError(f"{self.where}: cannot decode image {name} ({e})") from None
         if self.size is None:
