@@ -182,20 +182,23 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
     (its run files are then removed) or ``--resume`` (a no-op: returns True)."""
     import os
     import shutil
+    import tempfile
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: {probe} is not a writable directory")
+    try:  # create it and write a probe file: refused now rather than after a long run
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: not a writable directory ({e.strerror or e})") from None
     if not _nonempty(out / "spec.json"):
         if force:
             _remove_run_files(out, shutil)
         return False
     if resume:
-        console.print(f"{out} holds a finished run; nothing to resume")
+        console.print(f"{out} holds a finished run; nothing to resume", soft_wrap=True)
         return True
     if not force:
         raise ConfigError(

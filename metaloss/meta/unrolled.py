@@ -263,7 +263,8 @@ def run_identity(
             for k, v in config.items()
             if k not in ("checkpoint_every", "meta_steps", "steps")
         },
-        "loss": spec,
+        "loss.kind": spec.get("kind"),
+        **{f"loss.{k}": v for k, v in (spec.get("config") or {}).items()},
     }
 
 

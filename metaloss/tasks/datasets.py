@@ -1102,7 +1102,7 @@ def _finite_inputs(path: Path, name: str, x: np.ndarray) -> np.ndarray:
         raise DataError(f"{path}: {name} has non-numeric dtype {x.dtype}")
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{path}: {name} contains NaN or infinite values")
+        raise DataError(f"{path}: {name} contains NaN or infinite values (as float32)")
     return x
 
 
