@@ -232,6 +232,9 @@ def learn(
     force: Annotated[
         bool, typer.Option("--force", help="replace an existing run in --out (start afresh)")
     ] = False,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="keep checkpoint files of a finished run")
+    ] = False,
 ) -> None:
     """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
     from metaloss.api import method_fn
@@ -283,6 +286,9 @@ def learn(
     except TypeError as exc:
         raise ConfigError(f"learn {method}: {exc}") from None
     result.save(out)
+    if not keep_checkpoints:  # the run is finished: its intermediate checkpoints are not needed
+        for name in ["checkpoint.json", *(p.name for p in out.glob("checkpoint-*.safetensors"))]:
+            (out / name).unlink(missing_ok=True)
     console.print(str(result))
     console.print(f"[green]saved[/] {out}")
 

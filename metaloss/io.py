@@ -416,9 +416,10 @@ def read_spec(path: str | Path) -> tuple[dict[str, Any], Path]:
     check_schema(spec, spec_path)
     if not isinstance(spec.get("loss"), dict):
         raise ArtifactError(f"{spec_path}: no 'loss' object")
-    for key, kind in (("info", dict), ("config", dict), ("hall_of_fame", list)):
+    for key, kind, word in (("info", dict, "object"), ("config", dict, "object"),
+                            ("hall_of_fame", list, "array")):  # fmt: skip
         if key in spec and spec[key] is not None and not isinstance(spec[key], kind):
-            raise ArtifactError(f"{spec_path}: field {key!r} must be a JSON {kind.__name__}")
+            raise ArtifactError(f"{spec_path}: field {key!r} must be a JSON {word}")
     for i, row in enumerate(spec.get("hall_of_fame") or []):
         if not isinstance(row, dict) or not isinstance(row.get("formula"), str):
             raise ArtifactError(f"{spec_path}: hall_of_fame[{i}] needs a 'formula' string")

@@ -249,7 +249,15 @@ def _quiet_learn(out: Path) -> tuple[int, str, str]:
 
     err = _io.StringIO()
     argv = sys.argv
-    sys.argv = ["metaloss", *ML3, "--set", "checkpoint_every=1", "-o", str(out)]
+    sys.argv = [
+        "metaloss",
+        *ML3,
+        "--set",
+        "checkpoint_every=1",
+        "--keep-checkpoints",
+        "-o",
+        str(out),
+    ]
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(_io.StringIO()):
             cli.main()
@@ -463,6 +471,14 @@ def test_force_replaces_a_finished_run(tmp_path, capsys):
     assert code == 0, err
     assert json.loads(first)["config"]["meta_lr"] == 0.001
     assert json.loads((out / "spec.json").read_text())["config"]["meta_lr"] == 0.01
+
+
+def test_a_finished_run_drops_its_checkpoints_unless_kept(root, tmp_path, capsys):
+    assert (root / "finished" / "checkpoint.json").exists()  # --keep-checkpoints
+    args = [*ML3, "--set", "checkpoint_every=1", "-o", str(tmp_path / "run")]
+    assert run_cli(args, capsys)[0] == 0
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["history.jsonl", "loss.safetensors", "spec.json"]
 
 
 def test_crafted_hidden_sizes_allocate_nothing(root):

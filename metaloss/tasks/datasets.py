@@ -171,7 +171,9 @@ def validate_arrays(data: ArrayData, val_fraction: float = 0.1) -> None:
         a = np.asarray(getattr(data, name))
         if a.dtype.kind not in "biuf":
             raise DataError(f"{src}: {name} has non-numeric dtype {a.dtype}")
-        if a.dtype.kind == "f" and not np.isfinite(a.astype(np.float32, copy=False)).all():
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = a.dtype.kind != "f" or np.isfinite(a.astype(np.float32, copy=False)).all()
+        if not finite:
             raise DataError(
                 f"{src}: {name} has NaN or infinite values (after the cast to float32, whose "
                 f"largest value is {float(np.finfo(np.float32).max):.3g})"
@@ -1100,7 +1102,8 @@ def _finite_inputs(path: Path, name: str, x: np.ndarray) -> np.ndarray:
         return _to_unit_float(x)
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: {name} has non-numeric dtype {x.dtype}")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e39 -> inf, refused just below
+        x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise DataError(f"{path}: {name} contains NaN or infinite values (as float32)")
     return x
@@ -1207,11 +1210,13 @@ def _load_csv(path: Path) -> ArrayData:
     else:
         tr, te = stratified_split(y.astype(np.int64) if classification else y, 0.2, seed=0)
         source = f"CSV {path} (seeded 80/20 split)"
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused by validate_arrays
+        x = x.astype(np.float32)
     if classification:
         y_train, y_test, classes = _as_labels(y[tr], y[te])
         return ArrayData(x[tr], y_train, x[te], y_test, classes, source)
-    y = y.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = y.astype(np.float32)
     return ArrayData(x[tr], y[tr], x[te], y[te], None, source)
 
 
