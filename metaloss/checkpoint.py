@@ -108,7 +108,7 @@ def load_checkpoint(
     ck_path = run_dir / CKPT_JSON
     if not ck_path.exists() and not ck_path.is_symlink():
         return None
-    meta = io.read_json(ck_path)
+    meta = io.read_json(io.confined(run_dir, CKPT_JSON))
     if not isinstance(meta, dict):
         raise ArtifactError(f"{ck_path}: expected a JSON object")
     io.check_schema(meta, ck_path)
@@ -132,7 +132,7 @@ def load_checkpoint(
                 for k in diff[:4]
             )
             raise ArtifactError(f"{ck_path}: belongs to another run ({shown}); use a new --out")
-    path = run_dir / name
+    path = io.confined(run_dir, name)
     blob = io.read_bytes_capped(path, io.MAX_TENSOR_BYTES)
     if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
         raise ArtifactError(f"{path}: does not match {CKPT_JSON} (corrupt checkpoint)")

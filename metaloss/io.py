@@ -106,6 +106,22 @@ def read_bytes_capped(
         os.close(fd)
 
 
+def confined(run_dir: str | Path, name: str) -> Path:
+    """``run_dir / name``, refused (:class:`ArtifactError`) when it resolves outside
+    ``run_dir`` (``..``, an absolute path, a symbolic link pointing elsewhere).
+
+    Example:
+        >>> confined("/tmp", "a.json").name
+        'a.json'
+    """
+    base = Path(run_dir).resolve()
+    path = Path(run_dir) / name
+    target = path.resolve()
+    if target != base and base not in target.parents:
+        raise ArtifactError(f"{path}: points outside the run directory {run_dir}")
+    return path
+
+
 def json_depth(obj: Any) -> int:
     """Nesting depth of a parsed JSON value (iterative: never a RecursionError).
 
@@ -410,7 +426,7 @@ def read_spec(path: str | Path) -> tuple[dict[str, Any], Path]:
         raise ArtifactError(f"{run_dir}: no such run directory")
     if not run_dir.is_dir():
         raise ArtifactError(f"{run_dir}: not a run directory (expected a folder with {SPEC_FILE})")
-    spec = read_json(spec_path)
+    spec = read_json(confined(run_dir, SPEC_FILE))
     if not isinstance(spec, dict):
         raise ArtifactError(f"{spec_path}: expected a JSON object")
     check_schema(spec, spec_path)
@@ -452,7 +468,7 @@ def load(path: str | Path) -> Loss:
     (size-capped) weights file holds.
     """
     spec, run_dir = read_spec(path)
-    weights = run_dir / WEIGHTS_FILE
+    weights = confined(run_dir, WEIGHTS_FILE)
     blob = read_bytes_capped(weights, MAX_TENSOR_BYTES)
     header = safetensors_header(blob, str(weights))
     try:

@@ -196,6 +196,10 @@ def root(tmp_path_factory) -> Path:
     _run_dir(r / "zero_spec")
     (r / "zero_spec" / "spec.json").unlink()
     (r / "zero_spec" / "spec.json").symlink_to("/dev/zero")
+    _run_dir(r / "link_out")
+    (r / "link_out" / "loss.safetensors").unlink()
+    (r / "link_out" / "loss.safetensors").symlink_to(r / "run_ok" / "loss.safetensors")
+    (r / "ck_link").mkdir()
     _run_dir(r / "crafted")
     _crafted_weights(r / "crafted" / "loss.safetensors", [100_000, 100_000, 1000])
     _run_dir(r / "tampered")
@@ -218,6 +222,10 @@ def root(tmp_path_factory) -> Path:
         (r / "finished" / ck["tensors"]).read_bytes()
     )  # the same tensors, outside the run directory
     _edit(r / "ck_escape" / "checkpoint.json", tensors="../outside.safetensors")
+    (r / "ck_link" / "checkpoint.json").write_bytes(
+        (r / "finished" / "checkpoint.json").read_bytes()
+    )
+    (r / "ck_link" / ck["tensors"]).symlink_to(r / "outside.safetensors")
     _edit(r / "ck_abs" / "checkpoint.json", tensors=str(r / "outside.safetensors"))
     (r / "ck_json" / "checkpoint.json").write_text("{")
     (r / "ck_list" / "checkpoint.json").write_text("[]")
@@ -398,6 +406,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train-with-bad-run", [*TRAIN, "iris-linear", "--loss", "{r}/info_str"], "info"),
     # checkpoints
     ("ck-path-escape", [*ML3, "--resume", "-o", "{r}/ck_escape"], "tensors"),
+    ("ck-symlink-out", [*ML3, "--resume", "-o", "{r}/ck_link"], "outside the run directory"),
+    ("weights-symlink-out", ["show", "{r}/link_out"], "outside the run directory"),
     ("ck-path-absolute", [*ML3, "--resume", "-o", "{r}/ck_abs"], "tensors"),
     ("ck-bad-json", [*ML3, "--resume", "-o", "{r}/ck_json"], "checkpoint.json"),
     ("ck-list", [*ML3, "--resume", "-o", "{r}/ck_list"], "checkpoint.json"),
