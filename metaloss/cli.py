@@ -398,8 +398,23 @@ def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
+    ex = _click_exceptions()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except ex.NoArgsIsHelpError as exc:  # bare `metaloss`: the help, as typer shows it
+        try:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+        except ImportError:  # pragma: no cover
+            exc.show()
+        sys.exit(exc.exit_code)
+    except ex.ClickException as exc:  # usage errors: one line too
+        _print_error(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _print_error("aborted")
+        sys.exit(1)
     except MetalossError as exc:
         if debug:
             raise
@@ -413,6 +428,17 @@ def main() -> None:
             raise
         _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
         sys.exit(1)
+    if isinstance(code, int) and code:  # an explicit exit status (e.g. typer.Exit(1))
+        sys.exit(code)
+
+
+def _click_exceptions() -> Any:
+    """The click exception classes typer raises (recent typer vendors click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions
+    return exceptions
 
 
 def _print_error(message: str) -> None:

@@ -369,6 +369,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("adalfl-steps-neg", [*ADA, "--set", "steps=-5", "-o", "{r}/o17"], "steps"),
     ("adalfl-adapt-0", [*ADA, "--set", "adapt_every=0", "-o", "{r}/o18"], "adapt_every"),
     ("adalfl-lr-inf", [*ADA, "--set", "lr=Infinity", "-o", "{r}/o19"], "lr"),
+    ("usage-bad-int", ["train", "-t", "iris-linear", "--steps", "abc"], "--steps"),
+    ("usage-unknown-option", ["train", "-t", "iris-linear", "--seeds", "3"], "--seeds"),
+    ("usage-unknown-command", ["trian"], "trian"),
+    ("usage-missing-argument", ["learn"], "method"),
     # output paths
     ("out-is-file", [*ML3, "-o", "{r}/a_file"], "a_file"),
     ("out-under-file", [*ML3, "-o", "{r}/a_file/sub"], "a_file"),
