@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from metaloss.errors import ConfigError
 
@@ -36,13 +39,13 @@ def _kind(annotation: Any) -> tuple[str | None, bool]:
 def check_value(value: Any, kind: str, where: str) -> None:
     """Refuse a value of the wrong type, or a non-finite number (one-line ConfigError)."""
     if kind == "bool":
-        if not isinstance(value, bool):
+        if not isinstance(value, bool | np.bool_):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
     elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
     elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         if not math.isfinite(value):
             raise ConfigError(f"{where} must be finite, got {value!r}")
@@ -72,3 +75,45 @@ def check_fields(
         value = getattr(obj, key)
         if value is not None and not value >= 0:
             raise ConfigError(f"{name}: option {key} must be >= 0, got {value!r}")
+
+
+def typed_options(fn: Any) -> Any:
+    """Decorator: check the type of every keyword argument whose default is a number, a bool
+    or a string (``--set generations=abc`` -> one-line ConfigError naming the option).
+
+    Example:
+        >>> @typed_options
+        ... def learn_demo(task, generations: int = 5):
+        ...     return generations
+        >>> learn_demo(None, generations=2)
+        2
+        >>> learn_demo(None, generations="x")
+        Traceback (most recent call last):
+        ...
+        metaloss.errors.ConfigError: demo: option generations must be an integer, got 'x'
+    """
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+    name = fn.__name__.removeprefix("learn_")
+    kinds = {}
+    for p in sig.parameters.values():
+        d = p.default
+        if isinstance(d, bool):
+            kinds[p.name] = "bool"
+        elif isinstance(d, int):
+            kinds[p.name] = "int"
+        elif isinstance(d, float):
+            kinds[p.name] = "float"
+        elif isinstance(d, str):
+            kinds[p.name] = "str"
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key, value in kwargs.items():
+            if key in kinds:
+                check_value(value, kinds[key], f"{name}: option {key}")
+        return fn(*args, **kwargs)
+
+    return wrapper

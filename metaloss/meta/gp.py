@@ -48,6 +48,7 @@ from metaloss.meta.search import run_search
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task
+from metaloss.validate import typed_options
 
 
 @dataclass
@@ -372,6 +373,7 @@ def _learn_gp(
     )
 
 
+@typed_options
 def learn_evomal(
     task: Task,
     seed: int = 0,
@@ -391,6 +393,7 @@ def learn_evomal(
     )  # fmt: skip
 
 
+@typed_options
 def learn_gplfl(
     task: Task,
     seed: int = 0,

@@ -25,9 +25,10 @@ from metaloss.meta.evolution import CMAES, VectorFamily
 from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task
-from metaloss.validate import check_value
+from metaloss.validate import check_value, typed_options
 
 
+@typed_options
 def learn_taylorglo(
     task: Task,
     seed: int = 0,
