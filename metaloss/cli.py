@@ -181,7 +181,6 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
     """Check ``learn --out``: a folder we can write, not a finished run unless ``--force``
     (its run files are then removed) or ``--resume`` (a no-op: returns True)."""
     import os
-    import shutil
     import tempfile
 
     if out.exists() and not out.is_dir():
@@ -195,7 +194,7 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
         raise ConfigError(f"--out {out}: not a writable directory ({e.strerror or e})") from None
     if not _nonempty(out / "spec.json"):
         if force:
-            _remove_run_files(out, shutil)
+            _remove_run_files(out)
         return False
     if resume:
         console.print(f"{out} holds a finished run; nothing to resume", soft_wrap=True)
@@ -204,11 +203,12 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
         raise ConfigError(
             f"--out {out}: holds a finished run; pass --force to replace it or choose another --out"
         )
-    _remove_run_files(out, shutil)
+    _remove_run_files(out)
     return False
 
 
-def _remove_run_files(out: Path, shutil: Any) -> None:
+def _remove_run_files(out: Path) -> None:
+    """Remove the files of a previous run (``--force``); other files in ``out`` stay."""
     for name in _RUN_FILES:
         (out / name).unlink(missing_ok=True)
     for old in out.glob("checkpoint-*.safetensors"):
