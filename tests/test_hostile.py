@@ -663,3 +663,15 @@ def test_data_validation_after_the_float32_cast():
     label = ArrayData(x, ok.y_train, x[:2], np.array([0, 2]), ["a", "b"], "toy")
     with pytest.raises(DataError, match=r"y_test has labels in \[0, 2\]"):
         validate_arrays(label)
+
+
+def test_gzip_bombs_stop_at_the_limit(tmp_path, monkeypatch):
+    from metaloss.errors import DataError
+    from metaloss.tasks import datasets
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes(5000)))
+    assert datasets._read_maybe_gzip(path) == bytes(5000)
+    monkeypatch.setattr(datasets, "MAX_DATA_BYTES", 4999)
+    with pytest.raises(DataError, match="decompresses to more than 4999 bytes"):
+        datasets._read_maybe_gzip(path)

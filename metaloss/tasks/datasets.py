@@ -67,6 +67,8 @@ PathLike = str | os.PathLike[str]
 #: Bumped whenever the layout of a cache file changes, so old caches are ignored.
 _CACHE_VERSION = 1
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+#: Largest idx / CIFAR data file accepted (after gzip decompression), in bytes.
+MAX_DATA_BYTES = 4 << 30
 #: Largest image accepted, in pixels (PIL's decompression-bomb limit is set to it explicitly).
 MAX_IMAGE_PIXELS = 4096 * 4096
 _MAX_CLASSES = 100  # a target column with more distinct integer values is taken as regression
@@ -328,16 +330,25 @@ _IDX_DTYPES = {
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e.strerror or e})") from None
+    """The bytes of a (possibly gzipped) data file, at most :data:`MAX_DATA_BYTES` of them
+    (compressed or not: a gzip bomb stops at the limit)."""
+    from metaloss.io import read_bytes_capped
+
+    raw = read_bytes_capped(path, MAX_DATA_BYTES, DataError)
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        return gzip.decompress(raw)
+        d = zlib.decompressobj(wbits=31)  # gzip container
+        out = d.decompress(raw, MAX_DATA_BYTES + 1)
+        if len(out) > MAX_DATA_BYTES:
+            raise DataError(f"{path}: decompresses to more than {MAX_DATA_BYTES} bytes")
+        if not d.eof:
+            raise EOFError
+        if d.unused_data:  # concatenated gzip members (rare): fall back to the full reader
+            out = gzip.decompress(raw)
+            if len(out) > MAX_DATA_BYTES:
+                raise DataError(f"{path}: decompresses to more than {MAX_DATA_BYTES} bytes")
+        return out
     except EOFError:
         raise DataError(f"{path}: truncated gzip file (compressed stream ends early)") from None
     except (OSError, zlib.error) as e:
