@@ -69,6 +69,8 @@ _CACHE_VERSION = 1
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 #: Largest idx / CIFAR data file accepted (after gzip decompression), in bytes.
 MAX_DATA_BYTES = 4 << 30
+#: Largest image file (or zip member) accepted, in bytes.
+MAX_IMAGE_FILE_BYTES = 64 << 20
 #: Largest image accepted, in pixels (PIL's decompression-bomb limit is set to it explicitly).
 MAX_IMAGE_PIXELS = 4096 * 4096
 _MAX_CLASSES = 100  # a target column with more distinct integer values is taken as regression
@@ -645,6 +647,11 @@ class _ZipReader:
 
     def read(self, name: str) -> bytes:
         info = self.zf.getinfo(name)
+        if info.file_size > MAX_IMAGE_FILE_BYTES:  # a zip bomb: refused before inflating
+            raise DataError(
+                f"{self.path}: zip member {name} is {info.file_size} bytes, over the limit of "
+                f"{MAX_IMAGE_FILE_BYTES}"
+            )
         off = info.header_offset
         head = self.raw[off : off + 30]
         if (
@@ -705,7 +712,7 @@ def _decode_image_folder(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
         layout = _folder_from_dirs(path)
         classes = _check_classes(where, layout, os.sep)
         decoded = {
-            split: [[decode((path / n).read_bytes(), n) for n in layout[split][c]] for c in classes]
+            split: [[decode(_read_image(path / n), n) for n in layout[split][c]] for c in classes]
             for split in ("train", "test")
         }
     gray = all(g for split in decoded.values() for per_cls in split for _, g in per_cls)
@@ -794,14 +801,17 @@ _CIFAR10_NAMES = [
 _CIFAR_PIXELS = 3 * 32 * 32
 
 
+def _read_image(path: Path) -> bytes:
+    from metaloss.io import read_bytes_capped
+
+    return read_bytes_capped(path, MAX_IMAGE_FILE_BYTES, DataError)
+
+
 def _read_cifar_records(path: Path, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    from metaloss.io import read_bytes_capped
+
     record = n_labels + _CIFAR_PIXELS
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e.strerror or e})") from None
+    raw = read_bytes_capped(path, MAX_DATA_BYTES, DataError)
     if not raw or len(raw) % record:
         raise DataError(
             f"{path}: length {len(raw)} bytes is not a positive multiple of the {record}-byte "
