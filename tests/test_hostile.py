@@ -551,7 +551,10 @@ def _cmaes():
     return CMAES(VectorFamily(TaylorLoss([2.0] * 8)), sigma=0.5, popsize=4, seed=0)
 
 
-def test_kill_after_an_all_failed_generation_then_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("stop", [1, 2])
+def test_kill_in_or_after_an_all_failed_generation_then_resume_is_exact(tmp_path, stop):
+    """Killed while evaluating the all-failed generation 1, or the one after it (then its
+    record, best "inf", is replayed); the kill also tears the record being written."""
     import math
 
     from metaloss.meta.search import HISTORY, run_search
@@ -560,14 +563,14 @@ def test_kill_after_an_all_failed_generation_then_resume_is_exact(tmp_path):
     ref = run_search(full, _FailingGeneration(), generations=4)
     assert ref[1]["best"] == math.inf  # generation 1: every candidate failed
     part = _cmaes()
-    with pytest.raises(KeyboardInterrupt):  # killed while evaluating generation 2
-        run_search(part, _FailingGeneration(stop=2), generations=4, run_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # killed while evaluating generation `stop`
+        run_search(part, _FailingGeneration(stop=stop), generations=4, run_dir=tmp_path)
     with open(tmp_path / HISTORY, "a") as fh:  # and in the middle of writing its record
-        fh.write('{"type": "generation", "generation": 2, "dig')
+        fh.write(f'{{"type": "generation", "generation": {stop}, "dig')
     recorded = io.read_jsonl(tmp_path / HISTORY)
-    assert [r["summary"]["best"] for r in recorded][1] == "inf" and len(recorded) == 2
+    assert len(recorded) == stop and (stop == 1 or recorded[1]["summary"]["best"] == "inf")
     resumed = _cmaes()
-    got = run_search(resumed, _FailingGeneration(start=2), generations=4, run_dir=tmp_path)
+    got = run_search(resumed, _FailingGeneration(start=stop), generations=4, run_dir=tmp_path)
     assert [g["best"] for g in got] == [g["best"] for g in ref]
     assert resumed.best_fitness == full.best_fitness
     assert torch.equal(resumed.best_loss().theta, full.best_loss().theta)
