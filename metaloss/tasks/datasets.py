@@ -226,7 +226,8 @@ def find_data_dir(name: str, data_dir: PathLike | None) -> Path:
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.exists():
-            raise DataError(f"{path}: data directory for {name!r} does not exist")
+            what = f"data directory for {name!r}" if name else "--data-dir path"
+            raise DataError(f"{path}: {what} does not exist")
         return path
     env = os.environ.get("METALOSS_DATA_DIR")
     if env:
