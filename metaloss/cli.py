@@ -287,6 +287,56 @@ def evaluate(
         console.print(f"note: {note}", soft_wrap=True)
 
 
+_RUN_FILES = ("spec.json", "loss.safetensors", "history.jsonl", "extra.safetensors",
+              "checkpoint.json", "generations.jsonl", "evals.safetensors")  # fmt: skip
+
+
+def _nonempty(path: Path) -> bool:
+    """A file that exists and holds something (a 0-byte file from a full disk is no run)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
+    """Check ``learn --out``: a folder we can write, not a finished run unless ``--force``
+    (its run files are then removed) or ``--resume`` (a no-op: returns True)."""
+    import os
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    try:  # create it and write a probe file: refused now rather than after a long run
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: not a writable directory ({e.strerror or e})") from None
+    if not _nonempty(out / "spec.json"):
+        if force:
+            _remove_run_files(out)
+        return False
+    if resume:
+        console.print(f"{out} holds a finished run; nothing to resume", soft_wrap=True)
+        return True
+    if not force:
+        raise ConfigError(
+            f"--out {out}: holds a finished run; pass --force to replace it or choose another --out"
+        )
+    _remove_run_files(out)
+    return False
+
+
+def _remove_run_files(out: Path) -> None:
+    """Remove the files of a previous run (``--force``); other files in ``out`` stay."""
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for old in out.glob("checkpoint-*.safetensors"):
+        old.unlink(missing_ok=True)
+
+
 @app.command()
 def learn(
     method: Annotated[str, typer.Argument(help="ml3, adalfl, taylorglo, mln, evomal, gplfl")],
@@ -306,10 +356,17 @@ def learn(
     imbalance: ImbalanceOpt = None,
     train_fraction: TrainFractionOpt = None,
     variant_seed: VariantSeedOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing run in --out (start afresh)")
+    ] = False,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="keep checkpoint files of a finished run")
+    ] = False,
 ) -> None:
     """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
     from metaloss.api import method_fn
     from metaloss.seeds import check_seed
+    from metaloss.tasks.registry import check_device
 
     check_seed(seed, "--seed")
     fn = method_fn(method)
@@ -321,6 +378,11 @@ def learn(
         v is not None for v in variant.values()
     ):
         raise ConfigError(f"learn {method} --task {task}: task variant options need a data task")
+    check_device(device)
+    if resume and force:
+        raise ConfigError("--resume and --force exclude each other")
+    if out is not None and _prepare_out(out, resume, force):
+        return
     options = _parse_options(option or [])
     if evaluator is not None:
         options["evaluator"] = evaluator
@@ -329,7 +391,10 @@ def learn(
             raise ConfigError(f"RL tasks ({task}) are meta-learned with ml3, not {method}")
         from metaloss.rl import learn_rl
 
-        out = out or Path("runs") / f"{task}-ml3"
+        if out is None:
+            out = Path("runs") / f"{task}-ml3"
+            if _prepare_out(out, resume, force):
+                return
         try:
             result = learn_rl(task, seed=seed, progress=True, **options)
         except TypeError as exc:
@@ -343,9 +408,12 @@ def learn(
     else:
         t = None
         options["device"] = device
-    out = out or Path("runs") / f"{t.name if t is not None else 'generated'}-{method.lower()}"
+    if out is None:
+        out = Path("runs") / f"{t.name if t is not None else 'generated'}-{method.lower()}"
+        if _prepare_out(out, resume, force):
+            return
     options.setdefault("run_dir", str(out))
-    partial = any((out / f).exists() for f in ("checkpoint.json", "generations.jsonl"))
+    partial = any(_nonempty(out / f) for f in ("checkpoint.json", "generations.jsonl"))
     if not resume and partial:
         raise ConfigError(
             f"{out} holds a previous run: pass --resume to continue it or choose another --out"
@@ -360,6 +428,9 @@ def learn(
         diag = step_diagnostic(result.loss, t)
         result.info["step_diagnostic"] = diag.to_dict()
     result.save(out)
+    if not keep_checkpoints:  # the run is finished: its intermediate checkpoints are not needed
+        for name in ["checkpoint.json", *(p.name for p in out.glob("checkpoint-*.safetensors"))]:
+            (out / name).unlink(missing_ok=True)
     console.print(str(result), soft_wrap=True)
     console.print(f"[green]saved[/] {out}")
 
@@ -496,23 +567,56 @@ def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
+    ex = _click_exceptions()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except ex.NoArgsIsHelpError as exc:  # bare `metaloss`: the help, as typer shows it
+        try:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+        except ImportError:  # pragma: no cover
+            exc.show()
+        sys.exit(exc.exit_code)
+    except ex.ClickException as exc:  # usage errors: one line too
+        _print_error(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _print_error("aborted")
+        sys.exit(1)
     except MetalossError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {exc}")
+        _print_error(f"error: {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        _print_error("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence, never a bare traceback
         if debug:
             raise
-        err_console.print(
-            f"[red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug)"
-        )
+        _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
         sys.exit(1)
+    if isinstance(code, int) and code:  # an explicit exit status (e.g. typer.Exit(1))
+        sys.exit(code)
+
+
+def _click_exceptions() -> Any:
+    """The click exception classes typer raises (recent typer vendors click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions
+    return exceptions
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr, never wrapped (rich would wrap at 80 columns off a terminal)."""
+    line = " ".join(message.split())
+    if sys.stderr.isatty():
+        err_console.print(line, style="red", soft_wrap=True, markup=False, highlight=False)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

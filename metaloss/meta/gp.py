@@ -49,6 +49,7 @@ from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
 from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
+from metaloss.validate import typed_options
 
 
 @dataclass
@@ -377,6 +378,7 @@ def _learn_gp(
     )
 
 
+@typed_options
 def learn_evomal(
     task: Task,
     seed: int = 0,
@@ -396,6 +398,7 @@ def learn_evomal(
     )  # fmt: skip
 
 
+@typed_options
 def learn_gplfl(
     task: Task,
     seed: int = 0,

@@ -263,8 +263,11 @@ def _load(spec: TaskSpec, data_dir: str | None, seed: int) -> ds.ArrayData:
         return ds.load_mnist1d(seed=42)
     if src == "sine":
         return _sine_data(seed)
-    if src.startswith("idx:"):
-        return ds.load_idx_dataset(ds.find_data_dir(src.split(":", 1)[1], data_dir))
+    if src.startswith("idx:"):  # MNIST, Fashion-MNIST, KMNIST: 10 declared classes
+        classes = [str(i) for i in range(10)]
+        return ds.load_idx_dataset(
+            ds.find_data_dir(src.split(":", 1)[1], data_dir), classes=classes
+        )
     if src == "cifar10":
         path = ds.find_data_dir("cifar10_jpeg/cifar10-images-jpeg-q75.zip", data_dir)
         if path.is_dir() and (path / "data_batch_1.bin").exists():
@@ -307,6 +310,7 @@ def build_task(
     the training partition, standardise with training statistics only, move to ``device``."""
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    ds.validate_arrays(data, val_fraction)
     classification = data.classes is not None
     x_all, y_all = np.asarray(data.x_train), np.asarray(data.y_train)
     if x_all.shape[0] != y_all.shape[0]:
@@ -395,10 +399,31 @@ def get(
         close = [n for n in TASKS if name.split("-")[0] in n]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown task {name!r}{hint}; `metaloss tasks` lists them")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    check_device(device)
     spec = TASKS[name]
     return variant.apply(build_task(spec, _load(spec, data_dir, seed), seed, val_fraction, device))
+
+
+def check_device(device: str | torch.device) -> None:
+    """Refuse a device other than ``cpu`` / ``cuda[:N]``, or CUDA where there is none.
+
+    Example:
+        >>> check_device("cpu")
+        >>> check_device("tpu")
+        Traceback (most recent call last):
+        ...
+        metaloss.errors.ConfigError: --device 'tpu' is not supported; use cpu or cuda (cuda:N)
+    """
+    text = str(device)
+    if text != "cpu" and not (text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit())):
+        raise ConfigError(f"--device {text!r} is not supported; use cpu or cuda (cuda:N)")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {text!r} requested but CUDA is not available")
+        if ":" in text and int(text[5:]) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {text!r}: there are {torch.cuda.device_count()} CUDA devices"
+            )
 
 
 def describe() -> list[dict[str, str]]:
