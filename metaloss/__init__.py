@@ -31,6 +31,8 @@ _LAZY = {
     "learn": ("metaloss.api", "learn"),
     "evaluate": ("metaloss.api", "evaluate"),
     "MetalossError": ("metaloss.errors", "MetalossError"),
+    "threads": "metaloss.threads",
+    "set_threads": ("metaloss.threads", "set_threads"),
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -30,17 +30,20 @@ err_console = Console(stderr=True)
 @app.callback()
 def _global(
     threads: Annotated[
-        int,
-        typer.Option(help="torch CPU threads (0: torch's default; 1 is fastest for small models)"),
-    ] = 0,
+        str,
+        typer.Option(
+            help="torch CPU threads: a count, 0 for torch's default, or auto (1 thread for "
+            "models of at most 1M parameters, see metaloss.threads)"
+        ),
+    ] = "auto",
 ) -> None:
     """Meta-learn loss functions: ML3, AdaLFL, EvoMAL, GP-LFL, MLN, TaylorGLO."""
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0")
-    if threads:
-        import torch
+    from metaloss.threads import set_threads
 
-        torch.set_num_threads(threads)
+    try:
+        set_threads(threads)
+    except ConfigError:
+        raise ConfigError(f"--threads: expected a count >= 0 or auto, got {threads!r}") from None
 
 
 RL_TASKS = {
