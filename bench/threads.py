@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--out", default="threads", help="result name: bench/results/OUT.json")
     ap.add_argument(
         "--load",
         type=int,
@@ -83,7 +84,7 @@ def measure(args: argparse.Namespace) -> None:
     ml.set_threads("auto")
     load_after = os.getloadavg()
     write_result(
-        f"threads-load{args.load}",
+        args.out,
         {
             "busy_processes_started": args.load,
             "torch_default_threads": default,
