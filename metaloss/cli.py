@@ -232,8 +232,8 @@ def show(
 ) -> None:
     """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy."""
     from metaloss import io
-    from metaloss.losses import get_baseline
-    from metaloss.plots import plot_losses
+    from metaloss.plots import baseline_for, plot_losses, plot_search, run_task_shape
+    from metaloss.report import _generation_rows
 
     spec, run_dir = io.read_spec(run)
     loss = io.load(run_dir)
@@ -257,8 +257,20 @@ def show(
         console.print("no plot: a per-step policy loss has no (prediction, target) curve")
         return
     path = plot or run_dir / "loss.png"
-    plot_losses({"learned": loss, "cross_entropy": get_baseline("ce")}, path, title=str(run))
+    title = f"{spec.get('method', '?')} · {spec.get('task', '?')}"
+    regression, classes = run_task_shape(spec)
+    if not regression and classes is None:
+        console.print("[yellow]note[/] the run's class count is unknown: the plot assumes 10")
+    ref, base = baseline_for(regression)
+    curves = {"learned": loss, ref: base}
+    plot_losses(curves, path, num_classes=classes or 10, title=title, regression=regression)
     console.print(f"[green]plot[/] {path}")
+    gens = _generation_rows(run_dir, io.read_jsonl(run_dir / io.HISTORY_FILE))
+    if gens:
+        search = path.with_name(f"{path.stem}-search.png")
+        g = [r.get("generation", i) for i, r in enumerate(gens)]
+        plot_search(g, [float(r.get("best", "nan")) for r in gens], search, title=title)
+        console.print(f"[green]search curve[/] {search}")
 
 
 @app.command()
