@@ -230,7 +230,8 @@ def show(
     run: Annotated[Path, typer.Argument(help="run directory")],
     plot: Annotated[Path | None, typer.Option(help="PNG path (default RUN/loss.png)")] = None,
 ) -> None:
-    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy."""
+    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy
+    (MSE for regression tasks); a search also gets its best-so-far curve."""
     from metaloss import io
     from metaloss.plots import baseline_for, plot_losses, plot_search, run_task_shape
     from metaloss.report import _generation_rows
@@ -269,7 +270,7 @@ def show(
     if gens:
         search = path.with_name(f"{path.stem}-search.png")
         g = [r.get("generation", i) for i, r in enumerate(gens)]
-        plot_search(g, [float(r.get("best", "nan")) for r in gens], search, title=title)
+        plot_search(g, [r.get("best") for r in gens], search, title=title)
         console.print(f"[green]search curve[/] {search}")
 
 

@@ -103,6 +103,17 @@ def baseline_for(regression: bool) -> tuple[str, nn.Module]:
     return ("mse", get_baseline("mse")) if regression else ("cross_entropy", get_baseline("ce"))
 
 
+def _floats(values: Sequence[Any]) -> Any:
+    """Numbers as a float array; ``None`` and non-numbers become NaN."""
+    out = []
+    for v in values:
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            out.append(float("nan"))
+    return np.asarray(out, dtype=float)
+
+
 def figure_search(
     generations: Sequence[float],
     best: Sequence[float],
@@ -112,13 +123,13 @@ def figure_search(
 ) -> Any:
     """A search curve: the best fitness so far (lower is better) per generation, with each
     generation's own best (and, if given, its median) as faint lines."""
-    g = np.asarray(list(generations), dtype=float)
-    b = np.asarray(list(best), dtype=float)
+    g = _floats(generations)
+    b = _floats(best)
     so_far = np.fmin.accumulate(b) if len(b) else b  # fmin skips NaN (failed generations)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(g, b, color="C0", alpha=0.3, lw=1, label="best of generation")
     if median is not None:
-        m = np.asarray(list(median), dtype=float)
+        m = _floats(median)
         ax.plot(g, m, color="C1", alpha=0.3, lw=1, ls="--", label="median of generation")
     ax.plot(g, so_far, color="C0", lw=2, drawstyle="steps-post", label="best so far")
     ax.set(xlabel="generation", ylabel="fitness (lower is better)", title=title)
