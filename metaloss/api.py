@@ -19,6 +19,7 @@ from metaloss.errors import ConfigError
 from metaloss.losses.base import Loss
 from metaloss.results import EvalReport, EvalRow, LearnResult
 from metaloss.tasks.base import Task, TrainConfig
+from metaloss.threads import accepts_threads
 from metaloss.tuning import TuneConfig
 
 METHODS: dict[str, str] = {
@@ -43,6 +44,7 @@ def method_fn(name: str) -> Callable[..., LearnResult]:
     return getattr(import_module(module), fn)
 
 
+@accepts_threads  # threads= keyword (metaloss.threads)
 def learn(method: str, task: Task | str, **options: Any) -> LearnResult:
     """Meta-learn a loss for ``task`` with ``method`` (ml3, adalfl, taylorglo, mln, evomal, gplfl).
 
@@ -77,6 +79,7 @@ def resolve_loss(spec: str | Loss | Path) -> tuple[str, Loss]:
     )
 
 
+@accepts_threads  # threads= keyword (metaloss.threads)
 def evaluate(
     losses: Sequence[str | Loss | Path] | str | Loss,
     task: Task,

@@ -30,17 +30,20 @@ err_console = Console(stderr=True)
 @app.callback()
 def _global(
     threads: Annotated[
-        int,
-        typer.Option(help="torch CPU threads (0: torch's default; 1 is fastest for small models)"),
-    ] = 0,
+        str,
+        typer.Option(
+            help="torch CPU threads: a count, 0 for torch's default, or auto (1 thread for "
+            "models of at most 1M parameters, see metaloss.threads)"
+        ),
+    ] = "auto",
 ) -> None:
     """Meta-learn loss functions: ML3, AdaLFL, EvoMAL, GP-LFL, MLN, TaylorGLO."""
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0")
-    if threads:
-        import torch
+    from metaloss.threads import set_threads
 
-        torch.set_num_threads(threads)
+    try:
+        set_threads(threads)
+    except ConfigError:
+        raise ConfigError(f"--threads: expected a count >= 0 or auto, got {threads!r}") from None
 
 
 RL_TASKS = {
@@ -456,10 +459,11 @@ def show(
     run: Annotated[Path, typer.Argument(help="run directory")],
     plot: Annotated[Path | None, typer.Option(help="PNG path (default RUN/loss.png)")] = None,
 ) -> None:
-    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy."""
+    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy
+    (MSE for regression tasks); a search also gets its best-so-far curve."""
     from metaloss import io
-    from metaloss.losses import get_baseline
-    from metaloss.plots import plot_losses
+    from metaloss.plots import baseline_for, plot_losses, plot_search, run_task_shape
+    from metaloss.report import _generation_rows
 
     spec, run_dir = io.read_spec(run)
     loss = io.load(run_dir)
@@ -490,8 +494,20 @@ def show(
         console.print("no plot: a per-step policy loss has no (prediction, target) curve")
         return
     path = plot or run_dir / "loss.png"
-    plot_losses({"learned": loss, "cross_entropy": get_baseline("ce")}, path, title=str(run))
+    title = f"{spec.get('method', '?')} · {spec.get('task', '?')}"
+    regression, classes = run_task_shape(spec)
+    if not regression and classes is None:
+        console.print("[yellow]note[/] the run's class count is unknown: the plot assumes 10")
+    ref, base = baseline_for(regression)
+    curves = {"learned": loss, ref: base}
+    plot_losses(curves, path, num_classes=classes or 10, title=title, regression=regression)
     console.print(f"[green]plot[/] {path}")
+    gens = _generation_rows(run_dir, io.read_jsonl(run_dir / io.HISTORY_FILE))
+    if gens:
+        search = path.with_name(f"{path.stem}-search.png")
+        g = [r.get("generation", i) for i, r in enumerate(gens)]
+        plot_search(g, [r.get("best") for r in gens], search, title=title)
+        console.print(f"[green]search curve[/] {search}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from metaloss.progress import progress_bar
 from metaloss.tasks.base import Split, Task, TrainConfig
+from metaloss.threads import accepts_threads
 
 
 class Batcher:
@@ -127,6 +128,7 @@ def worst_metric(task: Task) -> float:
     return 1.0 if task.classification else math.inf
 
 
+@accepts_threads  # threads= keyword (metaloss.threads)
 def train(
     task: Task,
     loss: Callable[[Tensor, Tensor], Tensor],

@@ -1131,14 +1131,35 @@ def _finite_inputs(path: Path, name: str, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _split_whole(path: Path, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """One ``X, y`` pair -> train/test arrays by the seeded 80/20 split of a CSV (stratified
+    for class labels)."""
+    if x.ndim < 2 or len(x) != len(y):
+        raise DataError(
+            f"{path}: X {x.shape} and y {y.shape} need the same number of rows (X at least 2-D)"
+        )
+    tr, te = stratified_split(y, 0.2, seed=0)
+    return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te]}
+
+
 def _load_npz(path: Path) -> ArrayData:
     keys = ("x_train", "y_train", "x_test", "y_test")
+    whole = False
     try:
         with np.load(path, allow_pickle=False) as npz:
+            pair = next((p for p in (("X", "y"), ("x", "y")) if set(p) <= set(npz.files)), None)
             missing = [k for k in keys if k not in npz.files]
+            if missing and pair is None:
+                raise DataError(
+                    f"{path}: missing arrays {missing} (needs {list(keys)}, or X and y)"
+                )
             if missing:
-                raise DataError(f"{path}: missing arrays {missing} (needs {list(keys)})")
-            arrays = {k: npz[k] for k in (*keys, "classes") if k in npz.files}
+                arrays = _split_whole(path, npz[pair[0]], npz[pair[1]])
+                whole = True
+                if "classes" in npz.files:
+                    arrays["classes"] = npz["classes"]
+            else:
+                arrays = {k: npz[k] for k in (*keys, "classes") if k in npz.files}
     except DataError:
         raise
     except ValueError as e:
@@ -1177,7 +1198,8 @@ def _load_npz(path: Path) -> ArrayData:
         y_test = _finite_inputs(path, "y_test", y_test)
         if y_train.shape[1:] != y_test.shape[1:]:
             raise DataError(f"{path}: y_train {y_train.shape} and y_test {y_test.shape} differ")
-    return ArrayData(x_train, y_train, x_test, y_test, classes, f"arrays in {path}")
+    split = " (seeded 80/20 split of X, y)" if whole else ""
+    return ArrayData(x_train, y_train, x_test, y_test, classes, f"arrays in {path}{split}")
 
 
 def _load_csv(path: Path) -> ArrayData:
@@ -1232,6 +1254,7 @@ def _load_csv(path: Path) -> ArrayData:
     else:
         tr, te = stratified_split(y.astype(np.int64) if classification else y, 0.2, seed=0)
         source = f"CSV {path} (seeded 80/20 split)"
+    source += f", label column {header[numeric[-1]]!r}"
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused by validate_arrays
         x = x.astype(np.float32)
     if classification:
@@ -1246,7 +1269,8 @@ def load_arrays(path: PathLike) -> ArrayData:
     """A user's own arrays, from a ``.npz`` or a ``.csv`` file.
 
     ``.npz`` (read with ``allow_pickle=False``): arrays ``x_train``, ``y_train``, ``x_test``,
-    ``y_test`` and optionally ``classes`` (strings). ``uint8`` inputs are taken as pixels and
+    ``y_test`` and optionally ``classes`` (strings); or just ``X`` and ``y`` (or ``x``, ``y``),
+    split like a CSV without a ``split`` column. ``uint8`` inputs are taken as pixels and
     scaled to ``[0, 1]``; other inputs become ``float32``. Integer 1-D targets are class labels
     (with ``classes``: labels must be in ``0..len(classes)-1``; without: the distinct values,
     sorted, become classes ``0..K-1`` named after the values); float targets are regression.
