@@ -365,8 +365,16 @@ def learn(
     keep_checkpoints: Annotated[
         bool, typer.Option("--keep-checkpoints", help="keep checkpoint files of a finished run")
     ] = False,
+    sanity: Annotated[
+        bool,
+        typer.Option(help="compare the learned loss with a tuned task loss on a short val run"),
+    ] = True,
 ) -> None:
-    """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
+    """Meta-learn a loss for TASK with METHOD and save it as a run directory.
+
+    At the end: the step diagnostic (gradient ratio and cosine vs cross-entropy) and a
+    short sanity run against a tuned cross-entropy, with a warning when the learned loss is
+    worse; both are saved in the run's spec.json (info)."""
     from metaloss.api import method_fn
     from metaloss.seeds import check_seed
     from metaloss.tasks.registry import check_device
@@ -430,11 +438,18 @@ def learn(
 
         diag = step_diagnostic(result.loss, t)
         result.info["step_diagnostic"] = diag.to_dict()
+        if sanity:
+            from metaloss.sanity import sanity_check
+
+            result.info["sanity"] = sanity_check(result.loss, t)
     result.save(out)
     if not keep_checkpoints:  # the run is finished: its intermediate checkpoints are not needed
         for name in ["checkpoint.json", *(p.name for p in out.glob("checkpoint-*.safetensors"))]:
             (out / name).unlink(missing_ok=True)
     console.print(str(result), soft_wrap=True)
+    sane = result.info.get("sanity") or {}
+    if sane.get("worse"):
+        err_console.print(f"[bold yellow]warning:[/] {sane['message']}", soft_wrap=True)
     console.print(f"[green]saved[/] {out}")
 
 

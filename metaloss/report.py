@@ -512,9 +512,21 @@ def _run_report(path: Path) -> _Doc:
             ],
             numeric=(0, 1, 2),
         )
-    if info:
+    if isinstance(info, dict) and isinstance(info.get("step_diagnostic"), dict):
+        from metaloss.diagnostics import describe
+
+        diag = info["step_diagnostic"]
+        doc.heading("Step diagnostic")
+        doc.para(describe(diag) + ".")
+        if diag.get("message"):
+            doc.para(f"This loss is {diag['message']}.", note=True)
+    if isinstance(info, dict) and isinstance(info.get("sanity"), dict):
+        doc.heading("Sanity check against a tuned cross-entropy")
+        doc.para(str(info["sanity"].get("message", "")), note=bool(info["sanity"].get("worse")))
+    rest = {k: v for k, v in info.items() if k not in ("step_diagnostic", "sanity")}
+    if rest:
         doc.heading("Info")
-        doc.mapping(info)
+        doc.mapping(rest)
     if config:
         doc.heading("Configuration")
         doc.mapping(config, ("option", "value"))
@@ -558,17 +570,31 @@ def _bench_report(folder: Path) -> _Doc:
         base = block.get("baseline", "")
         metric = next(iter(rows.values())).get("metric", "metric")
         doc.heading(f"{task} (test {metric})", 3)
-        table = []
+        table, rescaled = [], []
         for method, r in rows.items():
             is_base = method == base
-            p = _num(r.get("p_value"))
+            p = _num(r.get("p_holm", r.get("p_value")))
+            ci = r.get("ci95") if isinstance(r.get("ci95"), list) else [math.nan, math.nan]
+            cell = f"{_num(r.get('mean')):.4f} ± {_num(r.get('std')):.4f}"
+            verdict = r.get("verdict", "tie")
+            cell += {"better": " (better)", "worse": " (worse)"}.get(verdict, "")
+            lrs = r.get("lrs") if isinstance(r.get("lrs"), list) else []
+            lr = "-".join(f"{_num(v):g}" for v in (lrs[:1] + lrs[-1:] if len(lrs) > 1 else lrs))
+            lr += "" if r.get("tuned", False) or not lr else " (untuned)"
+            ratio, cos = _num(r.get("grad_ratio")), _num(r.get("cosine"))
+            if not math.isnan(cos) and cos > 0.98:
+                rescaled.append(method)
             table.append(
                 (
                     method,
-                    f"{_num(r.get('mean')):.4f} ± {_num(r.get('std')):.4f}",
+                    lr,
+                    cell,
                     r.get("n", ""),
-                    "" if is_base else f"{_num(r.get('delta')):+.4f}",
+                    ""
+                    if is_base
+                    else f"{_num(r.get('delta')):+.4f} [{_num(ci[0]):+.4f}, {_num(ci[1]):+.4f}]",
                     "" if is_base or math.isnan(p) else f"{p:.3f}",
+                    "" if math.isnan(ratio) else f"x{ratio:.3g}, {cos:.3f}",
                     "" if is_base else _seconds(r.get("meta_seconds")),
                     r.get("formula", ""),
                 )
@@ -576,16 +602,25 @@ def _bench_report(folder: Path) -> _Doc:
         doc.table(
             (
                 "method",
+                "lr",
                 f"test {metric} (mean ± std)",
                 "n",
-                f"Δ vs {base}",
-                "p (Welch)",
+                f"Δ vs {base} [95 % CI]",
+                "p (Holm)",
+                "step vs CE (ratio, cos)",
                 "meta-train time",
                 "formula (first seed)",
             ),
             table,
-            numeric=(1, 2, 3, 4, 5),
+            numeric=(2, 3, 4, 5),
         )
+        if rescaled:
+            doc.para(
+                "Essentially a rescaled cross-entropy (gradient cosine > 0.98): "
+                + ", ".join(rescaled)
+                + ".",
+                note=True,
+            )
         _safe_figure(
             doc,
             lambda task=task, block=block: _bar_png(task, block),
@@ -594,12 +629,13 @@ def _bench_report(folder: Path) -> _Doc:
     if cells:
         doc.heading("Cells")
         doc.table(
-            ("task", "method", "seed", "test", "val", "meta time", "train time", "formula"),
+            ("task", "method", "seed", "lr", "test", "val", "meta time", "train time", "formula"),
             [
                 (
                     c.get("task"),
                     c.get("method"),
                     c.get("seed"),
+                    _num(c.get("lr")),
                     _num(c.get("test")),
                     _num(c.get("val")),
                     _seconds(c.get("meta_seconds")),
@@ -608,7 +644,7 @@ def _bench_report(folder: Path) -> _Doc:
                 )
                 for c in cells
             ],
-            numeric=(2, 3, 4, 5, 6),
+            numeric=(2, 3, 4, 5, 6, 7),
         )
     return doc
 

@@ -39,6 +39,8 @@ class LearnResult:
                 from metaloss.diagnostics import describe
 
                 k, v = "step", describe(v)
+            elif k == "sanity" and isinstance(v, dict):
+                v = v.get("message", "")
             lines.append(f"{k:<8} {v}")
         for i, row in enumerate(self.hall_of_fame[:5]):
             lines.append(f"hof[{i}]   {row.get('fitness')}  {row.get('formula')}")

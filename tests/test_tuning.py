@@ -230,3 +230,13 @@ def test_ce_step_control_unrolled_learns_only_a_scale():
         "log_scale"
     ]
     assert res.loss.scale != 1.0  # the meta-optimiser moved it
+
+
+def test_sanity_check_warns_only_for_a_worse_loss():
+    from metaloss.sanity import sanity_check
+
+    task = ml.tasks.get("digits-linear")
+    crippled = sanity_check(ml.losses.ScaledLoss("ce", 1e-5), task, max_steps=100)
+    assert crippled["worse"] and "WORSE" in crippled["message"]
+    same = sanity_check(ml.losses.ScaledLoss("ce", 1.0), task, max_steps=100)
+    assert not same["worse"] and same["learned_val"] == pytest.approx(same["baseline_val"])

@@ -179,4 +179,4 @@ def test_variant_tasks_rebuild_from_their_name() -> None:
     spec = FitnessSpec.from_fitness(TrainFitness(task, steps=5))
     assert spec.task == "iris-linear+noise0.3sym+vseed4"
     assert torch.equal(spec.build_task().train.y, task.train.y)  # fingerprint checked too
-    assert _task_shape(task.name, {}) == (True, 3)
+    assert _task_shape({"task": task.name}) == (True, 3)

@@ -81,7 +81,7 @@ class FitnessSpec:
     >>> FitnessSpec.from_json(spec.to_json()) == spec
     True
     >>> spec.build()  # doctest: +ELLIPSIS
-    TrainFitness(task=Task(name='iris-linear', ...), steps=20, seed=0, ...)
+    TrainFitness(task=Task('iris-linear', ...), steps=20, seed=0, ...)
     """
 
     task: str

@@ -78,6 +78,8 @@ OLD_DEFAULT_LR: dict[str, float] = {
     "concrete-mlp": 0.01,
     "energy-mlp": 0.01,
     "yacht-mlp": 0.01,
+    "mnist-logistic": 0.01,
+    "mnist-mlp": 0.01,
 }
 FAIR_LR: dict[str, float] = {
     "digits-mlp": 0.32,
@@ -91,6 +93,8 @@ FAIR_LR: dict[str, float] = {
     "concrete-mlp": 0.04,
     "energy-mlp": 0.16,
     "yacht-mlp": 0.08,
+    "mnist-logistic": 0.04,  # 2 tuning seeds, 10,000 steps
+    "mnist-mlp": 0.32,  # 2 tuning seeds, 10,000 steps
 }
 
 # Small offline tasks (scikit-learn bundled sets, MNIST-1D): seconds on a CPU.
@@ -174,7 +178,7 @@ for _model, _kw, _desc in [
         "linear" if _model == "logistic" else _model,
         f"MNIST (idx files), {_desc}",
         model_kwargs=_kw,
-        defaults=TrainConfig(steps=10_000, lr=0.01, batch_size=128),
+        defaults=TrainConfig(steps=10_000, lr=FAIR_LR.get(f"mnist-{_model}", 0.01), batch_size=128),
     )
 for _ds, _title in (("fashion", "Fashion-MNIST"), ("kmnist", "KMNIST")):
     _add(
