@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -134,3 +135,39 @@ def test_meta_grad_auto_picks_jvp_for_conv_models_without_dropout():
     assert resolve_meta_grad("jvp", torch.nn.Linear(2, 2)) == "jvp"
     with pytest.raises(ml.errors.ConfigError, match="meta_grad"):
         AdaLFLConfig(meta_grad="fast")
+
+
+def _bn_task(task):
+    """``task`` with an MLP that has BatchNorm (running statistics to check)."""
+    import dataclasses
+
+    def factory():
+        return torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(math.prod(task.in_shape), 16),
+            torch.nn.BatchNorm1d(16),
+            torch.nn.ReLU(),
+            torch.nn.Linear(16, task.num_outputs),
+        )
+
+    return dataclasses.replace(task, model_factory=factory)
+
+
+@pytest.mark.parametrize("query", ["train", "val"])
+@pytest.mark.parametrize("meta_grad", ["exact", "jvp"])
+def test_look_ahead_leaves_batchnorm_statistics_untouched(digits, query, meta_grad):
+    """With meta_lr=0 the loss never changes, so the parameter updates are those of a run
+    without look-ahead (a frozen loss); the running statistics must be equal too."""
+    task = _bn_task(digits)
+    cfg = dict(steps=12, lr=0.1, snapshots=0, query=query, meta_grad=meta_grad)
+    online = online_train(NeuralLoss.adalfl(seed=1), task, AdaLFLConfig(meta_lr=0.0, **cfg), 0)
+    frozen_loss = NeuralLoss.adalfl(seed=1).requires_grad_(False)  # no meta params: no look-ahead
+    plain = online_train(frozen_loss, task, AdaLFLConfig(**cfg), 0)
+    a, b = dict(online["model"].named_buffers()), dict(plain["model"].named_buffers())
+    assert int(b["2.num_batches_tracked"]) == 12 == int(a["2.num_batches_tracked"])
+    init = dict(task.make_model(0).named_buffers())
+    assert not torch.equal(b["2.running_mean"], init["2.running_mean"])  # stats did move
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    for (k, p), q in zip(online["model"].named_parameters(), plain["model"].parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=k)

@@ -116,7 +116,8 @@ def online_train(
     params = mf.params_of(model)
     state = opt.init(params)
     meta_params = [p for p in loss.parameters() if p.requires_grad]
-    meta_opt = torch.optim.Adam(meta_params, lr=config.meta_lr)
+    # a frozen loss (no trainable parameters) trains without look-ahead
+    meta_opt = torch.optim.Adam(meta_params, lr=config.meta_lr) if meta_params else None
     batches = Batcher(len(task.train), tcfg.batch_size, seed, task.device)
     queries = Batcher(
         len(task.val if config.query == "val" else task.train),
@@ -138,7 +139,8 @@ def online_train(
             params = {k: v.requires_grad_() for k, v in ck["params"].items()}
             state = ck["opt_state"]
             loss.load_state_dict(ck["loss"])
-            meta_opt.load_state_dict(ck["meta_opt"])
+            if meta_opt is not None:
+                meta_opt.load_state_dict(ck["meta_opt"])
             batches.load_state_dict(ck["batches"])
             queries.load_state_dict(ck["queries"])
             snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
@@ -202,7 +204,7 @@ def online_train(
                         "params": params,
                         "opt_state": state,
                         "loss": dict(loss.state_dict()),
-                        "meta_opt": meta_opt.state_dict(),
+                        "meta_opt": meta_opt.state_dict() if meta_opt else {},
                         "batches": batches.state_dict(),
                         "queries": queries.state_dict(),
                         "snapshots": snapshots,
@@ -251,7 +253,7 @@ def online_step(
     loss: nn.Module,
     batch: tuple[torch.Tensor, torch.Tensor],
     query: tuple[torch.Tensor, torch.Tensor] | None,
-    meta_opt: torch.optim.Optimizer,
+    meta_opt: torch.optim.Optimizer | None,
     task_loss: nn.Module,
     buffers: mf.Params | None = None,
     method: str = "jvp",
@@ -280,7 +282,8 @@ def online_step(
     pd, s0 = mf.detach(p0, requires_grad=False), mf.detach_state(state)
     new, new_state = opt.update(pd, g, s0)
     new = mf.detach(new)
-    look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+    with _frozen_running_stats(model):  # the batch was already counted by the step above
+        look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
     v = mf.grad(look_ahead, new)
     keys = list(g)
 
@@ -298,6 +301,7 @@ def online_step(
     with _frozen_running_stats(model), fwAD.dual_level():
         dual = {k: fwAD.make_dual(pd[k], w[k]) for k in keys}
         y_hat, u = fwAD.unpack_dual(mf.forward(model, dual, x, buffers))
+    assert meta_opt is not None, "a query batch needs a loss optimiser"
     y_hat = y_hat.detach().requires_grad_()
     (dl,) = torch.autograd.grad(loss(y_hat, y), y_hat, create_graph=True)
     meta_opt.zero_grad(set_to_none=True)
@@ -314,7 +318,7 @@ def _online_step_exact(
     loss: nn.Module,
     batch: tuple[torch.Tensor, torch.Tensor],
     query: tuple[torch.Tensor, torch.Tensor] | None,
-    meta_opt: torch.optim.Optimizer,
+    meta_opt: torch.optim.Optimizer | None,
     task_loss: nn.Module,
     buffers: mf.Params | None = None,
 ) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
@@ -324,7 +328,9 @@ def _online_step_exact(
     )
     look_ahead = None
     if query is not None:
-        look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+        with _frozen_running_stats(model):
+            look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+        assert meta_opt is not None, "a query batch needs a loss optimiser"
         meta_opt.zero_grad(set_to_none=True)
         look_ahead.backward()
         _guarded_step(loss, meta_opt)
@@ -335,7 +341,10 @@ def _online_step_exact(
 @contextmanager
 def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
     """Batch norm in training mode without updating running statistics: the extra forward
-    pass must not count a batch twice (and transforms must not mutate captured buffers)."""
+    passes (the look-ahead on the query batch, the jvp's re-run of the support batch) must
+    not count a batch twice, nor put validation inputs into the statistics (``query="val"``),
+    and transforms must not mutate captured buffers. Normalisation still uses the batch's
+    own statistics, exactly as in the counted training-mode pass."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     tracked = [m.track_running_stats for m in norms]
     for m in norms:
