@@ -171,3 +171,33 @@ def test_look_ahead_leaves_batchnorm_statistics_untouched(digits, query, meta_gr
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
     for (k, p), q in zip(online["model"].named_parameters(), plain["model"].parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=k)
+
+
+def test_offline_initialisation_uses_the_tasks_optimiser(iris):
+    """The ML3 phase steps the base model as torch.optim.SGD(momentum, nesterov, wd) does."""
+    import dataclasses
+
+    from metaloss.meta.online import offline_config
+    from metaloss.meta.unrolled import MetaStepper
+
+    tcfg = iris.defaults.with_(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-3)
+    task = dataclasses.replace(iris, defaults=tcfg)
+    ml3 = offline_config(AdaLFLConfig(init_steps=3), task)
+    assert (ml3.inner_optimizer, ml3.inner_lr, ml3.inner_momentum) == ("sgd", 0.05, 0.9)
+    assert ml3.inner_nesterov and ml3.inner_weight_decay == 5e-3
+    opt = MetaStepper(NeuralLoss.adalfl(seed=0), task, ml3).inner_opt
+    model = task.make_model(0)
+    params = mf.params_of(model)
+    state = opt.init(params)
+    sgd = dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-3)
+    ref = torch.optim.SGD(model.parameters(), **sgd)
+    for _ in range(3):
+        grads = {k: torch.randn_like(v) for k, v in params.items()}
+        params, state = opt.update(params, grads, state)
+        for k, p in model.named_parameters():
+            p.grad = grads[k].clone()
+        ref.step()
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(params[k].detach(), p.detach(), rtol=1e-6, atol=1e-7)
+    adam = offline_config(AdaLFLConfig(optimizer="adam", init_steps=1), iris)
+    assert adam.inner_optimizer == "adam"

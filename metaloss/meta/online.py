@@ -367,6 +367,31 @@ def _snapshot(loss: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in loss.state_dict().items()}
 
 
+def offline_config(config: AdaLFLConfig, task: Task, init_lr: float | None = None) -> ML3Config:
+    """The ML3 settings of AdaLFL's offline initialisation: ``init_steps`` one-step unrolls
+    with the task's optimiser (SGD momentum, Nesterov, weight decay, or Adam, as in the
+    online phase; learning-rate milestones do not apply), at ``init_lr`` or the task's lr.
+
+    Example:
+        >>> import metaloss as ml
+        >>> task = ml.tasks.get("iris-linear")
+        >>> offline_config(AdaLFLConfig(init_steps=5, momentum=0.9), task).inner_momentum
+        0.9
+    """
+    tcfg = config.train_config(task)
+    return ML3Config(
+        meta_steps=config.init_steps,
+        inner_lr=init_lr or tcfg.lr,
+        inner_optimizer=tcfg.optimizer,
+        inner_momentum=tcfg.momentum,
+        inner_nesterov=tcfg.nesterov,
+        inner_weight_decay=tcfg.weight_decay,
+        meta_lr=config.meta_lr,
+        batch_size=tcfg.batch_size,
+        inner_max_norm=config.max_grad_norm,
+    )
+
+
 def learn_adalfl(
     task: Task,
     seed: int = 0,
@@ -397,14 +422,7 @@ def learn_adalfl(
         cfg.checkpoint_every = 500
     resuming = run_dir is not None and (Path(run_dir) / "checkpoint.json").exists()
     if cfg.init_steps and not resuming:
-        tcfg = cfg.train_config(task)
-        ml3 = ML3Config(
-            meta_steps=cfg.init_steps,
-            inner_lr=init_lr or tcfg.lr,
-            meta_lr=cfg.meta_lr,
-            batch_size=tcfg.batch_size,
-            inner_max_norm=cfg.max_grad_norm,
-        )
+        ml3 = offline_config(cfg, task, init_lr)
         init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress)
     out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress)
     seconds = time.perf_counter() - start
