@@ -201,3 +201,49 @@ def test_offline_initialisation_uses_the_tasks_optimiser(iris):
         torch.testing.assert_close(params[k].detach(), p.detach(), rtol=1e-6, atol=1e-7)
     adam = offline_config(AdaLFLConfig(optimizer="adam", init_steps=1), iris)
     assert adam.inner_optimizer == "adam"
+
+
+def test_continue_online_adapts_the_saved_loss_and_frozen_does_not(iris, tmp_path):
+    from metaloss.meta.online import continue_online, is_online_loss
+
+    run = ml.learn("adalfl", iris, init_steps=5, steps=30, lr=0.1, snapshots=0, seed=0)
+    run.save(tmp_path / "ada")
+    saved = [p.detach().clone() for p in ml.load(tmp_path / "ada").parameters()]
+    cfg = iris.defaults.with_(steps=40, lr=0.1)
+    online = continue_online(tmp_path / "ada", iris, seed=3, config=cfg, meta_lr=1e-2)
+    moved = max(
+        float((a - b.detach()).abs().max()) for a, b in zip(saved, online.loss.parameters())
+    )
+    assert moved > 1e-4 and online.steps == 40 and not online.diverged
+    assert any("look_ahead" in row for row in online.history)  # it adapted during the run
+    frozen = continue_online(tmp_path / "ada", iris, seed=3, config=cfg, frozen=True)
+    for a, b in zip(saved, frozen.loss.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    plain = ml.train(iris, ml.load(tmp_path / "ada"), cfg, seed=3)  # frozen = plain training
+    assert (frozen.test_metric, frozen.val_metric) == (plain.test_metric, plain.val_metric)
+    for a, b in zip(saved, ml.load(tmp_path / "ada").parameters()):  # the run is untouched
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert is_online_loss(tmp_path / "ada") and is_online_loss(tmp_path / "ada" / "spec.json")
+    ml.learn("ml3", iris, meta_steps=2).save(tmp_path / "ml3")
+    assert not is_online_loss(tmp_path / "ml3")
+    with pytest.raises(ml.errors.ConfigError, match="not an AdaLFL run"):
+        continue_online(tmp_path / "ml3", iris, config=cfg)
+    with pytest.raises(ml.errors.ConfigError, match="unknown options"):
+        continue_online(tmp_path / "ada", iris, config=cfg, init_steps=3)
+
+
+def test_continue_online_reuses_the_runs_adaptation_settings(iris, tmp_path):
+    """With the run's meta_lr=0 the loss stays put, and the model equals frozen training
+    under the same functional optimiser (online_train with a frozen loss)."""
+    from metaloss.meta.online import continue_online
+
+    run = ml.learn("adalfl", iris, init_steps=0, steps=5, meta_lr=0.0, snapshots=0)
+    run.save(tmp_path)
+    cfg = iris.defaults.with_(steps=30, lr=0.1)
+    res = continue_online(tmp_path, iris, seed=1, config=cfg)
+    frozen = ml.load(tmp_path).requires_grad_(False)
+    ref = online_train(frozen, iris, AdaLFLConfig(steps=30, lr=0.1, snapshots=0), seed=1)
+    for a, b in zip(res.model.parameters(), ref["model"].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(res.loss.parameters(), frozen.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
