@@ -49,8 +49,13 @@ def test_online_step_lowers_look_ahead_task_loss(digits):
 
 
 def test_adalfl_trains_a_model_and_snapshots(iris):
+    """AdaLFL's model is as good as cross-entropy's under the same protocol (seed, steps,
+    lr): within two of the 30 test points, and far below chance (2/3)."""
     res = ml.learn("adalfl", iris, init_steps=20, steps=300, lr=0.1, snapshots=3, seed=0)
-    assert res.info["test_metric"] < 0.35 and not res.info["diverged"]
+    ce = ml.train(iris, ml.losses.get_loss("cross_entropy"), steps=300, lr=0.1, seed=0)
+    assert not res.info["diverged"] and ce.test_metric < 0.2  # the baseline itself learned
+    assert res.info["test_metric"] <= ce.test_metric + 2 / len(iris.test) + 1e-6
+    assert res.info["test_metric"] < 0.25
     steps = {k.split(".")[1] for k in res.tensors}
     assert steps == {"0", "100", "200", "300"}
 
@@ -69,9 +74,13 @@ def test_resume_continues_with_the_same_loss_parameters(iris, tmp_path):
 
 
 def test_adalfl_regression(tmp_path):
+    """On yacht (standardised MSE: 1.0 is the mean predictor) AdaLFL is within 10 % of the
+    MSE baseline trained under the same protocol (0.367 vs 0.381 at seed 0)."""
     task = ml.tasks.get("yacht-mlp")
     res = ml.learn("adalfl", task, init_steps=10, steps=200, snapshots=2)
-    assert res.info["test_metric"] < 1.0
+    mse = ml.train(task, task.task_loss(), steps=200, seed=0)
+    assert mse.test_metric < 0.5  # the baseline is far better than the mean predictor
+    assert res.info["test_metric"] < 1.1 * mse.test_metric
     res.save(tmp_path)
     assert (tmp_path / "extra.safetensors").exists()
 
