@@ -239,6 +239,8 @@ def test_continue_online_adapts_the_saved_loss_and_frozen_does_not(iris, tmp_pat
         continue_online(tmp_path / "ml3", iris, config=cfg)
     with pytest.raises(ml.errors.ConfigError, match="unknown options"):
         continue_online(tmp_path / "ada", iris, config=cfg, init_steps=3)
+    with pytest.raises(ml.errors.ConfigError, match="unknown options"):
+        continue_online(tmp_path / "ada", iris, config=cfg, frozen=True, lr=0.1)
 
 
 def test_continue_online_reuses_the_runs_adaptation_settings(iris, tmp_path):

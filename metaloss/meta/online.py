@@ -509,6 +509,9 @@ def continue_online(
     from metaloss import io
     from metaloss.training import train
 
+    unknown = sorted(set(options) - set(ONLINE_FIELDS))
+    if unknown:
+        raise ConfigError(f"continue_online: unknown options {unknown}; use {list(ONLINE_FIELDS)}")
     if isinstance(source, nn.Module):
         loss, saved = copy.deepcopy(source), {}
     else:
@@ -525,9 +528,6 @@ def continue_online(
         res = train(task, loss, config, seed=seed, progress=progress)
         fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
         return OnlineTrainResult(**fields, loss=loss)
-    unknown = sorted(set(options) - set(ONLINE_FIELDS))
-    if unknown:
-        raise ConfigError(f"continue_online: unknown options {unknown}; use {list(ONLINE_FIELDS)}")
     settings = {k: saved[k] for k in ONLINE_FIELDS if saved.get(k) is not None}
     adalfl = AdaLFLConfig(init_steps=0, snapshots=0, checkpoint_every=0, **{**settings, **options})
     out = online_train(
