@@ -31,6 +31,8 @@ _LAZY = {
     "learn": ("metaloss.api", "learn"),
     "evaluate": ("metaloss.api", "evaluate"),
     "MetalossError": ("metaloss.errors", "MetalossError"),
+    "threads": "metaloss.threads",
+    "set_threads": ("metaloss.threads", "set_threads"),
 }
 
 __all__ = [*_LAZY, "__version__"]
@@ -47,3 +49,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(target[0]), target[1])
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public API (lazy names included), for ``dir(metaloss)`` and tab completion."""
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -4,8 +4,8 @@ Example:
     >>> import metaloss as ml
     >>> task = ml.tasks.get("iris-linear")
     >>> report = ml.evaluate(["cross_entropy", "mse"], task, seeds=2, steps=100)
-    >>> [r.name for r in report.rows]
-    ['cross_entropy', 'mse']
+    >>> [r.name for r in report.rows], report.tuned
+    (['cross_entropy', 'mse'], True)
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from metaloss.errors import ConfigError
 from metaloss.losses.base import Loss
 from metaloss.results import EvalReport, EvalRow, LearnResult
 from metaloss.tasks.base import Task, TrainConfig
+from metaloss.threads import accepts_threads
+from metaloss.tuning import TuneConfig
 
 METHODS: dict[str, str] = {
     "ml3": "metaloss.meta.unrolled:learn_ml3",
@@ -27,6 +29,7 @@ METHODS: dict[str, str] = {
     "mln": "metaloss.meta.mln:learn_mln",
     "evomal": "metaloss.meta.gp:learn_evomal",
     "gplfl": "metaloss.meta.gp:learn_gplfl",
+    "cestep": "metaloss.meta.control:learn_ce_step",
 }
 
 
@@ -41,6 +44,7 @@ def method_fn(name: str) -> Callable[..., LearnResult]:
     return getattr(import_module(module), fn)
 
 
+@accepts_threads  # threads= keyword (metaloss.threads)
 def learn(method: str, task: Task | str, **options: Any) -> LearnResult:
     """Meta-learn a loss for ``task`` with ``method`` (ml3, adalfl, taylorglo, mln, evomal, gplfl).
 
@@ -75,6 +79,7 @@ def resolve_loss(spec: str | Loss | Path) -> tuple[str, Loss]:
     )
 
 
+@accepts_threads  # threads= keyword (metaloss.threads)
 def evaluate(
     losses: Sequence[str | Loss | Path] | str | Loss,
     task: Task,
@@ -82,30 +87,83 @@ def evaluate(
     baselines: Sequence[str] = (),
     config: TrainConfig | None = None,
     progress: bool = False,
+    tune: str | None = "lr",
+    tune_config: TuneConfig | None = None,
+    diagnose: bool = True,
     **overrides: Any,
 ) -> EvalReport:
     """Train a fresh model per seed with every loss; mean +- std of the test metric.
 
-    Baselines come first; every row is compared with the first one (Welch's t-test).
+    Baselines come first; every row is compared with the first one: Welch's t-test,
+    Holm-Bonferroni over the table's comparisons, a 95 % confidence interval of the
+    difference. With ``tune="lr"`` (the default) every loss first gets the same
+    learning-rate tuning (:func:`metaloss.tuning.tune_lr`: a grid around the task default,
+    chosen by mean validation metric over tuning seeds disjoint from ``seeds``); the
+    reporting runs then use each loss's chosen learning rate. ``tune=None`` trains every
+    loss at the configured learning rate (not a fair comparison of losses). With
+    ``diagnose`` every learned (non-baseline) loss gets the step diagnostic against the
+    task loss (:func:`metaloss.diagnostics.step_diagnostic`).
     """
+    from metaloss.losses.handcrafted import BASELINES
+    from metaloss.progress import progress_bar
+    from metaloss.seeds import check_seed
     from metaloss.training import train
+    from metaloss.tuning import tune_lr
 
     if isinstance(losses, str | Loss | Path):
         losses = [losses]
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise ConfigError("evaluate: at least one seed is needed")
+    for s in seed_list:
+        check_seed(s, "evaluate: seed")
+    if tune not in (None, "none", "lr"):
+        raise ConfigError(f"evaluate: tune must be 'lr' or None, got {tune!r}")
+    tune = None if tune == "none" else tune
     config = (config or task.defaults).with_(**overrides)
     named = [resolve_loss(b) for b in baselines] + [resolve_loss(x) for x in losses]
+    tune_config = tune_config or TuneConfig()
+    grid = len(tune_config.factors) * tune_config.seeds if tune else 0
+    total = len(named) * (len(seed_list) + grid)
     rows = []
-    for name, loss in named:
-        vals, val_vals = [], []
-        start = time.perf_counter()
-        for s in seed_list:
-            res = train(task, loss, config, seed=s, progress=progress)
-            vals.append(res.test_metric)
-            val_vals.append(res.val_metric)
-        rows.append(EvalRow(name, vals, val_vals, time.perf_counter() - start))
-    report = EvalReport(task.name, task.metric_name, config.steps, seed_list, rows)
+    with progress_bar(total, f"evaluate {task.name}", enabled=progress) as advance:
+        for name, loss in named:
+            tuning = None
+            row_config = config
+            if tune:
+                tuning = tune_lr(task, loss, config, tune_config, progress=advance)
+                row_config = config.with_(lr=tuning.lr)
+            vals, val_vals = [], []
+            start = time.perf_counter()
+            for s in seed_list:
+                res = train(task, loss, row_config, seed=s)
+                vals.append(res.test_metric)
+                val_vals.append(res.val_metric)
+                advance(1)
+            row = EvalRow(
+                name,
+                vals,
+                val_vals,
+                time.perf_counter() - start,
+                lr=row_config.lr,
+                tuning=tuning.to_dict() if tuning else None,
+            )
+            if diagnose and str(name).lower().replace("-", "_") not in BASELINES:
+                from metaloss.diagnostics import step_diagnostic
+
+                row.diagnostic = step_diagnostic(loss, task, config=row_config).to_dict()
+            rows.append(row)
+    report = EvalReport(
+        task.name, task.metric_name, config.steps, seed_list, rows, tuned=bool(tune)
+    )
+    if not tune:
+        report.notes.append(
+            f"untuned: every loss trained at lr {config.lr:g}; not a fair comparison of losses"
+        )
+    for r in rows:
+        if r.tuning and r.tuning["note"]:
+            report.notes.append(f"{r.name}: {r.tuning['note']}")
+        if r.diagnostic and r.diagnostic.get("message"):
+            report.notes.append(f"{r.name}: {r.diagnostic['message']}")
     report.compare()
     return report

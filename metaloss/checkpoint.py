@@ -3,11 +3,18 @@
 A checkpoint is a new ``checkpoint-<digest>.safetensors`` followed by ``checkpoint.json``,
 which names that file and its sha256 and is replaced last (atomically): a crash at any
 moment leaves the previous consistent pair readable. Older tensor files are removed.
+
+A checkpoint may record an *identity* (the method, task, seed and settings it belongs
+to); loading it with a different identity is refused, naming the fields that differ. The
+tensor file named by ``checkpoint.json`` must be a plain file name inside the run
+directory, and its size is capped (:data:`metaloss.io.MAX_TENSOR_BYTES`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,7 @@ from metaloss import io
 from metaloss.errors import ArtifactError
 
 CKPT_JSON = "checkpoint.json"
+_TENSOR_NAME = re.compile(r"checkpoint-[0-9a-f]{16}\.safetensors")
 
 
 def flatten(tree: Any, prefix: str = "") -> tuple[Any, dict[str, Tensor]]:
@@ -42,7 +50,7 @@ def unflatten(skeleton: Any, tensors: dict[str, Tensor], device: Any = "cpu") ->
 
     def walk(x: Any) -> Any:
         if isinstance(x, dict) and "__tensor__" in x:
-            t = tensors[x["__tensor__"]]
+            t = tensors[x["__tensor__"]]  # a missing key: KeyError, reported by the caller
             return t if t.dtype == torch.uint8 else t.to(device)
         if isinstance(x, dict) and "__dict__" in x:
             return {k: walk(v) for k, v in x["__dict__"]}
@@ -53,8 +61,23 @@ def unflatten(skeleton: Any, tensors: dict[str, Tensor], device: Any = "cpu") ->
     return walk(skeleton)
 
 
-def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
-    """Atomically save a nested state (tensors, numbers, strings, lists, dicts)."""
+def identity_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The fields whose values differ between two identities (JSON-normalised), sorted.
+
+    Example:
+        >>> identity_diff({"task": "a", "lr": 0.1}, {"task": "b", "lr": 0.1})
+        ['task']
+    """
+    norm = lambda v: json.dumps(io._jsonable(v), sort_keys=True)  # noqa: E731
+    keys = set(saved) | set(current)
+    return sorted(k for k in keys if norm(saved.get(k)) != norm(current.get(k)))
+
+
+def save_checkpoint(
+    run_dir: str | Path, state: dict[str, Any], identity: dict[str, Any] | None = None
+) -> None:
+    """Atomically save a nested state (tensors, numbers, strings, lists, dicts), with the
+    ``identity`` (config, task...) of the run it belongs to."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     skeleton, tensors = flatten(state)
@@ -65,26 +88,59 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
     name = f"checkpoint-{digest[:16]}.safetensors"
     io.atomic_write_bytes(run_dir / name, blob)
     meta = {"schema": io.SCHEMA_VERSION, "tensors": name, "sha256": digest, "state": skeleton}
+    if identity is not None:
+        meta["identity"] = io._jsonable(identity)
     io.write_json(run_dir / CKPT_JSON, meta)
     for old in run_dir.glob("checkpoint-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
 
 
-def load_checkpoint(run_dir: str | Path, device: Any = "cpu") -> dict[str, Any] | None:
-    """The last checkpoint in ``run_dir``, or ``None`` when there is none."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CKPT_JSON).exists():
-        return None
-    meta = io.read_json(run_dir / CKPT_JSON)
-    io.check_schema(meta, run_dir / CKPT_JSON)
-    path = run_dir / str(meta.get("tensors", ""))
-    blob = path.read_bytes() if path.is_file() else b""
-    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-        raise ArtifactError(f"{path}: missing or does not match {CKPT_JSON} (corrupt checkpoint)")
-    from safetensors.torch import load as st_load
+def load_checkpoint(
+    run_dir: str | Path, device: Any = "cpu", identity: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The last checkpoint in ``run_dir``, or ``None`` when there is none.
 
-    return unflatten(meta["state"], st_load(blob), device)
+    With ``identity``, a checkpoint recorded for another identity (or for none) is refused
+    with an :class:`ArtifactError` naming the differing fields.
+    """
+    run_dir = Path(run_dir)
+    ck_path = run_dir / CKPT_JSON
+    if not ck_path.exists() and not ck_path.is_symlink():
+        return None
+    meta = io.read_json(io.confined(run_dir, CKPT_JSON))
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{ck_path}: expected a JSON object")
+    io.check_schema(meta, ck_path)
+    name = meta.get("tensors")
+    if not isinstance(name, str) or not _TENSOR_NAME.fullmatch(name):
+        raise ArtifactError(
+            f"{ck_path}: field 'tensors' must name a checkpoint-<hex>.safetensors file in the "
+            f"run directory, got {name!r}"
+        )
+    if identity is not None:
+        saved = meta.get("identity")
+        if not isinstance(saved, dict):
+            raise ArtifactError(
+                f"{ck_path}: records no config/task identity; cannot check it belongs to this "
+                "run (use a new --out)"
+            )
+        diff = identity_diff(saved, identity)
+        if diff:
+            shown = ", ".join(
+                f"{k}: checkpoint {saved.get(k)!r} vs now {io._jsonable(identity.get(k))!r}"
+                for k in diff[:4]
+            )
+            raise ArtifactError(f"{ck_path}: belongs to another run ({shown}); use a new --out")
+    path = io.confined(run_dir, name)
+    blob = io.read_bytes_capped(path, io.MAX_TENSOR_BYTES)
+    if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+        raise ArtifactError(f"{path}: does not match {CKPT_JSON} (corrupt checkpoint)")
+    tensors = io.load_tensors(path, blob=blob)
+    try:
+        return unflatten(meta.get("state"), tensors, device)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{ck_path}: field 'state' is corrupt ({exc!r})") from None
 
 
 def rng_state() -> dict[str, Tensor]:

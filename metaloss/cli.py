@@ -30,17 +30,20 @@ err_console = Console(stderr=True)
 @app.callback()
 def _global(
     threads: Annotated[
-        int,
-        typer.Option(help="torch CPU threads (0: torch's default; 1 is fastest for small models)"),
-    ] = 0,
+        str,
+        typer.Option(
+            help="torch CPU threads: a count, 0 for torch's default, or auto (1 thread for "
+            "models of at most 1M parameters, see metaloss.threads)"
+        ),
+    ] = "auto",
 ) -> None:
     """Meta-learn loss functions: ML3, AdaLFL, EvoMAL, GP-LFL, MLN, TaylorGLO."""
-    if threads < 0:
-        raise ConfigError("--threads must be >= 0")
-    if threads:
-        import torch
+    from metaloss.threads import set_threads
 
-        torch.set_num_threads(threads)
+    try:
+        set_threads(threads)
+    except ConfigError:
+        raise ConfigError(f"--threads: expected a count >= 0 or auto, got {threads!r}") from None
 
 
 RL_TASKS = {
@@ -57,12 +60,65 @@ DataDirOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+OptimizerOpt = Annotated[str | None, typer.Option("--optimizer", help="sgd or adam (task default)")]
+MomentumOpt = Annotated[float | None, typer.Option(help="SGD momentum (task default)")]
+NesterovOpt = Annotated[
+    bool | None, typer.Option("--nesterov/--no-nesterov", help="Nesterov momentum (task default)")
+]
+WeightDecayOpt = Annotated[float | None, typer.Option(help="weight decay (task default)")]
 
 
-def _task(name: str, data_dir: str | None, device: str, seed: int = 0):
+def _train_overrides(
+    optimizer: str | None, momentum: float | None, nesterov: bool | None, wd: float | None
+) -> dict[str, Any]:
+    """The optimiser options given on the command line (None: the task's default)."""
+    if optimizer is not None and optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"--optimizer must be sgd or adam, got {optimizer!r}")
+    return {"optimizer": optimizer, "momentum": momentum, "nesterov": nesterov,
+            "weight_decay": wd}  # fmt: skip
+
+
+# Task variants (metaloss.tasks.variants): the same options on train, evaluate and learn.
+_VARIANT = "Task variant"
+LabelNoiseOpt = Annotated[
+    float | None,
+    typer.Option(help="flip this fraction of train/val labels", rich_help_panel=_VARIANT),
+]
+NoiseKindOpt = Annotated[
+    str | None, typer.Option(help="symmetric or pairflip", rich_help_panel=_VARIANT)
+]
+ImbalanceOpt = Annotated[
+    float | None,
+    typer.Option(help="long-tailed training set, largest/smallest class", rich_help_panel=_VARIANT),
+]
+TrainFractionOpt = Annotated[
+    float | None,
+    typer.Option(help="keep this stratified fraction of training", rich_help_panel=_VARIANT),
+]
+VariantSeedOpt = Annotated[
+    int | None, typer.Option(help="seed of the noise / subset draws", rich_help_panel=_VARIANT)
+]
+
+
+def _task(
+    name: str,
+    data_dir: str | None,
+    device: str,
+    seed: int = 0,
+    *,
+    label_noise: float | None = None,
+    noise_kind: str | None = None,
+    imbalance: float | None = None,
+    train_fraction: float | None = None,
+    variant_seed: int | None = None,
+):
     from metaloss import tasks
 
-    return tasks.get(name, data_dir=data_dir, device=device, seed=seed)
+    return tasks.get(
+        name, data_dir=data_dir, device=device, seed=seed,
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -110,16 +166,33 @@ def train(
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     as_json: JsonOpt = False,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    nesterov: NesterovOpt = None,
+    weight_decay: WeightDecayOpt = None,
+    label_noise: LabelNoiseOpt = None,
+    noise_kind: NoiseKindOpt = None,
+    imbalance: ImbalanceOpt = None,
+    train_fraction: TrainFractionOpt = None,
+    variant_seed: VariantSeedOpt = None,
 ) -> None:
     """Train one model of TASK with a loss and print its validation and test metric."""
     from metaloss.api import resolve_loss
+    from metaloss.seeds import check_seed
     from metaloss.training import train as run_train
 
-    t = _task(task, data_dir, device)
+    check_seed(seed, "--seed")
+    extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
+    t = _task(
+        task, data_dir, device,
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
     name, loss_fn = resolve_loss(loss)
     res = run_train(
-        t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json
-    )
+        t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json,
+        **extra,
+    )  # fmt: skip
     out = {"task": t.name, "loss": name, "seed": seed, **res.to_dict()}
     if as_json:
         print(json.dumps(out))
@@ -135,34 +208,136 @@ def train(
 def evaluate(
     losses: Annotated[list[str], typer.Argument(help="baseline names and/or run dirs")],
     task: TaskOpt,
-    seeds: Annotated[int, typer.Option(help="number of seeds (0..K-1)")] = 5,
+    seeds: Annotated[int, typer.Option(help="number of reporting seeds (0..K-1)")] = 5,
     steps: Annotated[int | None, typer.Option(help="training steps (task default)")] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     out: Annotated[Path | None, typer.Option(help="write the report JSON here")] = None,
     as_json: JsonOpt = False,
+    tune: Annotated[
+        str, typer.Option(help="lr: tune every loss's learning rate on validation; none: don't")
+    ] = "lr",
+    tune_seeds: Annotated[int, typer.Option(help="tuning seeds (disjoint from --seeds)")] = 2,
+    baseline: Annotated[
+        bool,
+        typer.Option(help="put the task loss (CE, or MSE for regression) first as the baseline"),
+    ] = True,
+    lr: Annotated[float | None, typer.Option(help="learning rate / grid centre")] = None,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    nesterov: NesterovOpt = None,
+    weight_decay: WeightDecayOpt = None,
+    label_noise: LabelNoiseOpt = None,
+    noise_kind: NoiseKindOpt = None,
+    imbalance: ImbalanceOpt = None,
+    train_fraction: TrainFractionOpt = None,
+    variant_seed: VariantSeedOpt = None,
 ) -> None:
-    """Train TASK with every loss on K seeds: mean +- std of the test metric, Welch's t-test."""
+    """Train TASK with every loss on K seeds, each at its tuned learning rate.
+
+    Every loss (the task-loss baseline included) gets the same learning-rate grid, chosen
+    by mean validation metric over tuning seeds; the table shows the chosen lr, mean ± std
+    of the test metric, Welch's t-test, Holm-corrected p and a 95 % CI vs the baseline."""
     from metaloss.api import evaluate as run_eval
     from metaloss.io import write_json
+    from metaloss.tuning import TuneConfig
 
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
-    t = _task(task, data_dir, device)
-    report = run_eval(losses, t, seeds=seeds, steps=steps)
+    if tune not in ("lr", "none"):
+        raise ConfigError(f"--tune must be lr or none, got {tune!r}")
+    if tune_seeds < 1:
+        raise ConfigError("--tune-seeds must be >= 1")
+    extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
+    t = _task(
+        task, data_dir, device,
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
+    names = list(losses)
+    base = "ce" if t.classification else "mse"
+    aliases = {"ce", "cross_entropy", "cross-entropy"} if base == "ce" else {"mse"}
+    baselines = [base] if baseline and not aliases & {n.lower() for n in names} else []
+    report = run_eval(
+        names, t, seeds=seeds, steps=steps, baselines=baselines, tune=tune,
+        tune_config=TuneConfig(seeds=tune_seeds), progress=not as_json, lr=lr, **extra,
+    )  # fmt: skip
     if out is not None:
         write_json(out, report.to_dict())
     if as_json:
         print(json.dumps(report.to_dict()))
         return
-    table = Table(title=f"{t.name}: test {report.metric}, {report.steps} steps, {seeds} seeds")
-    for col in ("loss", "mean ± std", "Δ vs first", "p (Welch)"):
+    tuned = "lr tuned on validation" if report.tuned else "UNTUNED lr"
+    table = Table(
+        title=f"{t.name}: test {report.metric}, {report.steps} steps, {seeds} seeds, {tuned}"
+    )
+    for col in ("loss", "lr", "mean ± std", "Δ vs first [95% CI]", "p (Welch)", "p (Holm)",
+                "step vs task loss"):  # fmt: skip
         table.add_column(col)
     for r in report.rows:
-        delta = "" if r is report.rows[0] else f"{r.delta:+.4f}"
-        p = "" if r is report.rows[0] else f"{r.p_value:.3f}"
-        table.add_row(r.name, f"{r.mean:.4f} ± {r.std:.4f}", delta, p)
+        first = r is report.rows[0]
+        delta = "" if first else f"{r.delta:+.4f} [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]"
+        p = "" if first else f"{r.p_value:.3f}"
+        ph = "" if first else f"{r.p_holm:.3f}"
+        cell = f"{r.mean:.4f} ± {r.std:.4f}"
+        cell = f"[bold]{cell}[/]" if r.verdict == "better" else cell
+        cell = f"{cell} (worse)" if r.verdict == "worse" else cell
+        diag = r.diagnostic or {}
+        step = f"x{diag['grad_norm_ratio']:.3g}, cos {diag['cosine']:.3f}" if diag else ""
+        table.add_row(r.name, f"{r.lr:g}", cell, delta, p, ph, step)
     console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True)
+
+
+_RUN_FILES = ("spec.json", "loss.safetensors", "history.jsonl", "extra.safetensors",
+              "checkpoint.json", "generations.jsonl", "evals.safetensors")  # fmt: skip
+
+
+def _nonempty(path: Path) -> bool:
+    """A file that exists and holds something (a 0-byte file from a full disk is no run)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
+    """Check ``learn --out``: a folder we can write, not a finished run unless ``--force``
+    (its run files are then removed) or ``--resume`` (a no-op: returns True)."""
+    import os
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    try:  # create it and write a probe file: refused now rather than after a long run
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: not a writable directory ({e.strerror or e})") from None
+    if not _nonempty(out / "spec.json"):
+        if force:
+            _remove_run_files(out)
+        return False
+    if resume:
+        console.print(f"{out} holds a finished run; nothing to resume", soft_wrap=True)
+        return True
+    if not force:
+        raise ConfigError(
+            f"--out {out}: holds a finished run; pass --force to replace it or choose another --out"
+        )
+    _remove_run_files(out)
+    return False
+
+
+def _remove_run_files(out: Path) -> None:
+    """Remove the files of a previous run (``--force``); other files in ``out`` stay."""
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for old in out.glob("checkpoint-*.safetensors"):
+        old.unlink(missing_ok=True)
 
 
 @app.command()
@@ -179,11 +354,38 @@ def learn(
     ] = None,
     evaluator: Annotated[str | None, typer.Option(help="serial, batched or ray")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
+    label_noise: LabelNoiseOpt = None,
+    noise_kind: NoiseKindOpt = None,
+    imbalance: ImbalanceOpt = None,
+    train_fraction: TrainFractionOpt = None,
+    variant_seed: VariantSeedOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace an existing run in --out (start afresh)")
+    ] = False,
+    keep_checkpoints: Annotated[
+        bool, typer.Option("--keep-checkpoints", help="keep checkpoint files of a finished run")
+    ] = False,
 ) -> None:
     """Meta-learn a loss for TASK with METHOD and save it as a run directory."""
     from metaloss.api import method_fn
+    from metaloss.seeds import check_seed
+    from metaloss.tasks.registry import check_device
 
+    check_seed(seed, "--seed")
     fn = method_fn(method)
+    variant = dict(
+        label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
+        train_fraction=train_fraction, variant_seed=variant_seed,
+    )  # fmt: skip
+    if (task.startswith("rl-") or method.lower() == "mln") and any(
+        v is not None for v in variant.values()
+    ):
+        raise ConfigError(f"learn {method} --task {task}: task variant options need a data task")
+    check_device(device)
+    if resume and force:
+        raise ConfigError("--resume and --force exclude each other")
+    if out is not None and _prepare_out(out, resume, force):
+        return
     options = _parse_options(option or [])
     if evaluator is not None:
         options["evaluator"] = evaluator
@@ -192,7 +394,10 @@ def learn(
             raise ConfigError(f"RL tasks ({task}) are meta-learned with ml3, not {method}")
         from metaloss.rl import learn_rl
 
-        out = out or Path("runs") / f"{task}-ml3"
+        if out is None:
+            out = Path("runs") / f"{task}-ml3"
+            if _prepare_out(out, resume, force):
+                return
         try:
             result = learn_rl(task, seed=seed, progress=True, **options)
         except TypeError as exc:
@@ -202,13 +407,16 @@ def learn(
         console.print(f"[green]saved[/] {out}")
         return
     if method.lower() != "mln":
-        t = _task(task, data_dir, device, seed)
+        t = _task(task, data_dir, device, seed, **variant)
     else:
         t = None
         options["device"] = device
-    out = out or Path("runs") / f"{task if t is not None else 'generated'}-{method.lower()}"
+    if out is None:
+        out = Path("runs") / f"{t.name if t is not None else 'generated'}-{method.lower()}"
+        if _prepare_out(out, resume, force):
+            return
     options.setdefault("run_dir", str(out))
-    partial = any((out / f).exists() for f in ("checkpoint.json", "generations.jsonl"))
+    partial = any(_nonempty(out / f) for f in ("checkpoint.json", "generations.jsonl"))
     if not resume and partial:
         raise ConfigError(
             f"{out} holds a previous run: pass --resume to continue it or choose another --out"
@@ -217,9 +425,33 @@ def learn(
         result = fn(t, seed=seed, progress=True, **options)
     except TypeError as exc:
         raise ConfigError(f"learn {method}: {exc}") from None
+    if t is not None:
+        from metaloss.diagnostics import step_diagnostic
+
+        diag = step_diagnostic(result.loss, t)
+        result.info["step_diagnostic"] = diag.to_dict()
     result.save(out)
-    console.print(str(result))
+    if not keep_checkpoints:  # the run is finished: its intermediate checkpoints are not needed
+        for name in ["checkpoint.json", *(p.name for p in out.glob("checkpoint-*.safetensors"))]:
+            (out / name).unlink(missing_ok=True)
+    console.print(str(result), soft_wrap=True)
     console.print(f"[green]saved[/] {out}")
+
+
+def _show_diagnostic(loss: Any, spec: dict[str, Any]) -> None:
+    """Print the step diagnostic of a loss on its run's task (when the task loads here)."""
+    from metaloss.diagnostics import step_diagnostic
+
+    name = spec.get("task")
+    if not isinstance(name, str):
+        return
+    try:
+        t = _task(name, None, "cpu")
+    except MetalossError as exc:
+        console.print(f"[bold]step[/] not measured: task {name!r} does not load here ({exc})",
+                      soft_wrap=True)  # fmt: skip
+        return
+    console.print(f"[bold]step[/] {step_diagnostic(loss, t)}", soft_wrap=True)
 
 
 @app.command()
@@ -227,10 +459,11 @@ def show(
     run: Annotated[Path, typer.Argument(help="run directory")],
     plot: Annotated[Path | None, typer.Option(help="PNG path (default RUN/loss.png)")] = None,
 ) -> None:
-    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy."""
+    """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy
+    (MSE for regression tasks); a search also gets its best-so-far curve."""
     from metaloss import io
-    from metaloss.losses import get_baseline
-    from metaloss.plots import plot_losses
+    from metaloss.plots import baseline_for, plot_losses, plot_search, run_task_shape
+    from metaloss.report import _generation_rows
 
     spec, run_dir = io.read_spec(run)
     loss = io.load(run_dir)
@@ -238,8 +471,15 @@ def show(
     console.print(f"[bold]loss[/]   {loss.describe()}")
     if hasattr(loss, "to_latex"):
         console.print(f"[bold]LaTeX[/]  {loss.to_latex()}")
-    for k, v in (spec.get("info") or {}).items():
-        console.print(f"[bold]{k}[/] {v}")
+    info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
+    for k, v in info.items():
+        if k == "step_diagnostic" and isinstance(v, dict):
+            from metaloss.diagnostics import describe
+
+            k, v = "step", describe(v)
+        console.print(f"[bold]{k}[/] {v}", soft_wrap=True)
+    if "step_diagnostic" not in info and getattr(loss, "kind", "") != "rl_step":
+        _show_diagnostic(loss, spec)
     hof = spec.get("hall_of_fame") or []
     if hof:
         table = Table(title="hall of fame")
@@ -254,8 +494,20 @@ def show(
         console.print("no plot: a per-step policy loss has no (prediction, target) curve")
         return
     path = plot or run_dir / "loss.png"
-    plot_losses({"learned": loss, "cross_entropy": get_baseline("ce")}, path, title=str(run))
+    title = f"{spec.get('method', '?')} · {spec.get('task', '?')}"
+    regression, classes = run_task_shape(spec)
+    if not regression and classes is None:
+        console.print("[yellow]note[/] the run's class count is unknown: the plot assumes 10")
+    ref, base = baseline_for(regression)
+    curves = {"learned": loss, ref: base}
+    plot_losses(curves, path, num_classes=classes or 10, title=title, regression=regression)
     console.print(f"[green]plot[/] {path}")
+    gens = _generation_rows(run_dir, io.read_jsonl(run_dir / io.HISTORY_FILE))
+    if gens:
+        search = path.with_name(f"{path.stem}-search.png")
+        g = [r.get("generation", i) for i, r in enumerate(gens)]
+        plot_search(g, [r.get("best") for r in gens], search, title=title)
+        console.print(f"[green]search curve[/] {search}")
 
 
 @app.command()
@@ -278,6 +530,10 @@ def bench(
     first_seed: Annotated[
         int, typer.Option(min=0, help="first seed (shard a suite over processes)")
     ] = 0,
+    tune: Annotated[
+        bool, typer.Option(help="tune every row's learning rate on validation (fair protocol)")
+    ] = True,
+    tune_seeds: Annotated[int, typer.Option(min=1, help="tuning seeds")] = 2,
 ) -> None:
     """Run a benchmark suite (resumable): JSON cells, summary and a markdown table.
 
@@ -289,7 +545,7 @@ def bench(
     summary = run_suite(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
-        first_seed=first_seed,
+        first_seed=first_seed, tune=tune, tune_seeds=tune_seeds,
     )  # fmt: skip
     from metaloss.suite import markdown
 
@@ -327,23 +583,56 @@ def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
+    ex = _click_exceptions()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except ex.NoArgsIsHelpError as exc:  # bare `metaloss`: the help, as typer shows it
+        try:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+        except ImportError:  # pragma: no cover
+            exc.show()
+        sys.exit(exc.exit_code)
+    except ex.ClickException as exc:  # usage errors: one line too
+        _print_error(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _print_error("aborted")
+        sys.exit(1)
     except MetalossError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {exc}")
+        _print_error(f"error: {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        _print_error("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence, never a bare traceback
         if debug:
             raise
-        err_console.print(
-            f"[red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug)"
-        )
+        _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
         sys.exit(1)
+    if isinstance(code, int) and code:  # an explicit exit status (e.g. typer.Exit(1))
+        sys.exit(code)
+
+
+def _click_exceptions() -> Any:
+    """The click exception classes typer raises (recent typer vendors click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions
+    return exceptions
+
+
+def _print_error(message: str) -> None:
+    """One line on stderr, never wrapped (rich would wrap at 80 columns off a terminal)."""
+    line = " ".join(message.split())
+    if sys.stderr.isatty():
+        err_console.print(line, style="red", soft_wrap=True, markup=False, highlight=False)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

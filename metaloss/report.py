@@ -321,17 +321,13 @@ def _safe_figure(
 # --------------------------------------------------------------------------- run report
 
 
-def _task_shape(name: str, config: Mapping[str, Any]) -> tuple[bool, int]:
-    """(classification?, number of classes) of a registered task, without loading its data."""
-    from metaloss.tasks.registry import TASKS
+def _task_shape(spec: Mapping[str, Any]) -> tuple[bool, int]:
+    """(classification?, number of classes) of a run's task (metaloss.plots.run_task_shape;
+    10 classes when unknown), without loading its data."""
+    from metaloss.plots import run_task_shape
 
-    spec = TASKS.get(name)
-    if spec is None:  # e.g. MLN's generated tasks: classification
-        return True, int(config.get("classes") or 10)
-    src = spec.data
-    if src in ("sine", "sklearn:diabetes") or src.startswith("uci:"):
-        return False, 1
-    return True, {"sklearn:iris": 3, "sklearn:wine": 3, "sklearn:breast_cancer": 2}.get(src, 10)
+    regression, classes = run_task_shape(spec)
+    return not regression, classes or 10
 
 
 def _snapshot_losses(spec: Mapping[str, Any], run_dir: Path) -> dict[str, nn.Module]:
@@ -369,10 +365,14 @@ def _generation_rows(run_dir: Path, history: list[dict[str, Any]]) -> list[dict[
     return rows or [r for r in history if "best" in r and "median" in r]
 
 
-def _training_section(doc: _Doc, run_dir: Path, history: list[dict[str, Any]]) -> None:
+def _training_section(
+    doc: _Doc, run_dir: Path, history: list[dict[str, Any]], title: str = "search"
+) -> None:
     meta = [r for r in history if "meta_loss" in r and "meta_step" in r]
     online = [r for r in history if "train_loss" in r and "step" in r]
     gens = _generation_rows(run_dir, history)
+    from metaloss.plots import plot_search
+
     if not (meta or online or gens):
         return
     doc.heading("Meta-training")
@@ -406,13 +406,8 @@ def _training_section(doc: _Doc, run_dir: Path, history: list[dict[str, Any]]) -
         best, median = [_num(r.get("best")) for r in gens], [_num(r.get("median")) for r in gens]
         _safe_figure(
             doc,
-            lambda: _curve_png(
-                {"best": (g, best), "median": (g, median)},
-                "generation",
-                "fitness (lower is better)",
-                "search",
-            ),
-            "per-generation best and median fitness",
+            lambda: _file_png(lambda p: plot_search(g, best, p, title=title, median=median)),
+            "best fitness so far, with each generation's best and median (faint)",
             half=True,
         )
         rows = [
@@ -442,7 +437,7 @@ def _run_report(path: Path) -> _Doc:
     config = spec.get("config") or {}
     info = spec.get("info") or {}
     history = io.read_jsonl(run_dir / io.HISTORY_FILE)
-    classification, num_classes = _task_shape(task, config)
+    classification, num_classes = _task_shape(spec)
     doc = _Doc(
         f"metaloss run: {method} on {task}",
         f"{run_dir.resolve()} · metaloss {spec.get('metaloss_version', '?')} · "
@@ -491,7 +486,7 @@ def _run_report(path: Path) -> _Doc:
         ),
     )
 
-    _training_section(doc, run_dir, history)
+    _training_section(doc, run_dir, history, f"{method} · {task}")
 
     snaps = _snapshot_losses(spec, run_dir)
     if snaps:

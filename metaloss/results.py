@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ class LearnResult:
             f"time     {self.seconds:.1f} s",
         ]
         for k, v in self.info.items():
+            if k == "step_diagnostic" and isinstance(v, dict):
+                from metaloss.diagnostics import describe
+
+                k, v = "step", describe(v)
             lines.append(f"{k:<8} {v}")
         for i, row in enumerate(self.hall_of_fame[:5]):
             lines.append(f"hof[{i}]   {row.get('fitness')}  {row.get('formula')}")
@@ -66,12 +71,47 @@ def welch_p(a: list[float], b: list[float]) -> float:
         return math.nan
     if a_.std() == 0 and b_.std() == 0:
         return 1.0 if a_.mean() == b_.mean() else 0.0
-    return float(stats.ttest_ind(a_, b_, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # near-identical samples: scipy's precision note
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a_, b_, equal_var=False).pvalue)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order; NaN stays NaN and is not counted).
+
+    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+    [0.03, 0.06, 0.06]
+    """
+    idx = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    m = len(idx)
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of ``mean(a) - mean(b)`` (Welch-Satterthwaite degrees of freedom)."""
+    from scipy import stats
+
+    a_, b_ = np.asarray(a, float), np.asarray(b, float)
+    if len(a_) < 2 or len(b_) < 2 or not (np.isfinite(a_).all() and np.isfinite(b_).all()):
+        return (math.nan, math.nan)
+    va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
+    diff = float(a_.mean() - b_.mean())
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return (diff, diff)
+    df = (va + vb) ** 2 / (va**2 / (len(a_) - 1) + vb**2 / (len(b_) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return (diff - half, diff + half)
 
 
 @dataclass
 class EvalRow:
-    """Test metric of one loss over several seeds."""
+    """Test metric of one loss over several seeds (at its tuned learning rate, if tuned)."""
 
     name: str
     values: list[float]
@@ -79,6 +119,18 @@ class EvalRow:
     seconds: float
     p_value: float = math.nan
     delta: float = math.nan
+    p_holm: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    lr: float | None = None
+    tuning: dict[str, Any] | None = None
+    diagnostic: dict[str, Any] | None = None
+
+    @property
+    def verdict(self) -> str:
+        """``better`` / ``worse`` (Holm-corrected p < 0.05 vs the baseline) or ``tie``."""
+        if math.isnan(self.p_holm) or self.p_holm >= 0.05:
+            return "tie"
+        return "better" if self.delta < 0 else "worse"
 
     @property
     def mean(self) -> float:
@@ -98,6 +150,12 @@ class EvalRow:
             "seconds": self.seconds,
             "delta_vs_baseline": self.delta,
             "p_value": self.p_value,
+            "p_holm": self.p_holm,
+            "ci95_delta": list(self.ci),
+            "verdict": self.verdict,
+            "lr": self.lr,
+            **({"tuning": self.tuning} if self.tuning else {}),
+            **({"diagnostic": self.diagnostic} if self.diagnostic else {}),
         }
 
 
@@ -110,13 +168,22 @@ class EvalReport:
     steps: int
     seeds: list[int]
     rows: list[EvalRow]
+    tuned: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def compare(self, baseline: str | None = None) -> None:
-        """Fill ``delta`` and ``p_value`` of every row against ``baseline`` (default: first)."""
+        """Fill delta, Welch p, Holm-corrected p and 95 % CI of every row against ``baseline``.
+
+        The baseline is the row named ``baseline`` (default: the first row); Holm's
+        correction runs over all comparisons of this table.
+        """
         base = next((r for r in self.rows if r.name == baseline), self.rows[0])
         for r in self.rows:
             r.delta = r.mean - base.mean
             r.p_value = welch_p(r.values, base.values) if r is not base else math.nan
+            r.ci = welch_ci(r.values, base.values) if r is not base else (math.nan, math.nan)
+        for r, p in zip(self.rows, holm([r.p_value for r in self.rows])):
+            r.p_holm = p
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,19 +191,31 @@ class EvalReport:
             "metric": self.metric,
             "steps": self.steps,
             "seeds": self.seeds,
+            "tuned": self.tuned,
+            "notes": self.notes,
             "rows": [r.to_dict() for r in self.rows],
         }
 
     def markdown(self) -> str:
-        head = f"| loss | test {self.metric} (mean ± std) | Δ vs baseline | p (Welch) | time/run |"
-        lines = [head, "|---|---|---|---|---|"]
+        """The table; a cell is bold only when Holm-corrected p < 0.05 and better."""
+        head = (
+            f"| loss | lr | test {self.metric} (mean ± std) | Δ vs baseline [95 % CI] "
+            "| p (Welch) | p (Holm) | time/run |"
+        )
+        lines = [head, "|---|---|---|---|---|---|---|"]
         for r in self.rows:
-            d = (
-                ""
-                if math.isnan(r.delta) or r.delta == 0 and math.isnan(r.p_value)
-                else f"{r.delta:+.4f}"
-            )
+            first = r is self.rows[0] or math.isnan(r.delta)
+            d = "" if first else f"{r.delta:+.4f} [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]"
             p = "" if math.isnan(r.p_value) else f"{r.p_value:.3f}"
+            ph = "" if math.isnan(r.p_holm) else f"{r.p_holm:.3f}"
+            cell = f"{r.mean:.4f} ± {r.std:.4f}"
+            if r.verdict == "better":
+                cell = f"**{cell}**"
+            elif r.verdict == "worse":
+                cell += " (worse)"
+            lr = "" if r.lr is None else f"{r.lr:g}"
             t = r.seconds / max(1, len(r.values))
-            lines.append(f"| {r.name} | {r.mean:.4f} ± {r.std:.4f} | {d} | {p} | {t:.1f} s |")
+            lines.append(f"| {r.name} | {lr} | {cell} | {d} | {p} | {ph} | {t:.1f} s |")
+        for note in self.notes:
+            lines.append(f"\n- {note}")
         return "\n".join(lines)

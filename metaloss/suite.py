@@ -25,9 +25,14 @@ import numpy as np
 
 from metaloss import io
 from metaloss.errors import ConfigError
-from metaloss.results import welch_p
+from metaloss.results import holm, welch_ci, welch_p
+from metaloss.seeds import tuning_seeds
+from metaloss.tasks.registry import OLD_DEFAULT_LR
+from metaloss.tuning import TuneConfig
 
-BASELINES = ("ce", "mse", "focal", "label_smoothing")
+BASELINES = ("ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
+ONLINE = ("adalfl", "ce-step-adalfl")  # the meta-test run is the method's own online run
+CONTROLS = ("ce-step-ml3", "ce-step-adalfl", "ce-step-search")  # learned-step controls
 
 
 @dataclass
@@ -86,7 +91,7 @@ SUITES: dict[str, Suite] = {
     "quick": Suite(
         "quick",
         tasks=["digits-mlp", "mnist1d-mlp", "breast_cancer-linear", "yacht-mlp"],
-        methods=["ce", "ml3", "adalfl", "taylorglo", "gplfl", "evomal"],
+        methods=["ce", "ce@old-lr", "ml3", "adalfl", "taylorglo", "gplfl", "evomal", *CONTROLS],
         seeds=3,
         budgets=QUICK_BUDGETS,
         description="CPU, minutes: small offline tasks, reduced budgets",
@@ -94,7 +99,17 @@ SUITES: dict[str, Suite] = {
     "paper-mnist": Suite(
         "paper-mnist",
         tasks=["mnist-logistic", "mnist-mlp", "mnist-lenet5"],
-        methods=["ce", "ml3", "taylorglo", "gplfl", "evomal", "adalfl", "mln"],
+        methods=[
+            "ce",
+            "ce@old-lr",
+            "ml3",
+            "taylorglo",
+            "gplfl",
+            "evomal",
+            "adalfl",
+            "mln",
+            *CONTROLS,
+        ],  # fmt: skip
         seeds=5,
         budgets=MNIST_BUDGETS,
         description="MNIST, reference meta-test protocol (10,000 SGD steps); reduced search "
@@ -123,6 +138,44 @@ SUITES: dict[str, Suite] = {
 }
 
 
+def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
+    """Method options of a suite budget; a control gets the budget of its method."""
+    if method == "ce-step-ml3":
+        return {"meta": "unrolled", **chosen.get("ml3", {})}
+    if method == "ce-step-adalfl":
+        return {"meta": "online", **chosen.get("adalfl", {})}
+    if method == "ce-step-search":
+        evo = chosen.get("evomal", {})
+        n = int(evo.get("population", 25)) * int(evo.get("generations", 50))
+        return {"meta": "search", "candidates": n, "fitness_steps": evo.get("fitness_steps", 500)}
+    return dict(chosen.get(method, {}))
+
+
+def _learn(method: str, task: Any, seed: int, options: dict[str, Any]) -> Any:
+    import metaloss as ml
+
+    name = "ce-step" if method in CONTROLS else method
+    return ml.learn(name, task, seed=seed, **options)
+
+
+def _tune_online(task: Any, method: str, options: dict[str, Any], tune: Any, log: Any) -> Any:
+    """Tune the learning rate of a whole online run (AdaLFL or its control)."""
+    from metaloss.tuning import GridPoint, LrTuning, choose
+
+    base = task.defaults.lr
+    seeds = tuning_seeds(tune.seeds)
+    t0 = time.perf_counter()
+    points = []
+    for f in tune.factors:
+        lr = base * f
+        vals = [_learn(method, task, s, {**options, "lr": lr}).info["val_metric"] for s in seeds]
+        points.append(GridPoint(lr, [float(v) for v in vals]))
+    best = choose(points)
+    log(f"{task.name:>22} {method:>14} tuned lr {best.lr:g} (mean val {best.mean:.4f})")
+    return LrTuning(best.lr, points, seeds, seconds=time.perf_counter() - t0,
+                    config=tune.to_dict())  # fmt: skip
+
+
 def _baseline_for(method: str, classification: bool) -> str:
     """The hand-made loss behind a baseline method name (CE becomes MSE for regression)."""
     if method in ("ce", "mse"):
@@ -144,6 +197,8 @@ def run_suite(
     log: Any = print,
     learn_on: str | None = None,
     first_seed: int = 0,
+    tune: bool = True,
+    tune_seeds: int = 2,
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``.
 
@@ -153,9 +208,20 @@ def run_suite(
     on a source is reused by every task evaluated with it (same method and seed).
     ``first_seed`` runs seeds ``first_seed .. first_seed + seeds - 1`` (to shard a suite over
     processes or machines; merge the folders with ``bench/merge_tables.py``).
+
+    ``tune`` (default) gives every row the same learning-rate tuning
+    (:func:`metaloss.tuning.tune_lr`, ``tune_seeds`` tuning seeds disjoint from the
+    reporting seeds): baselines once per task, each learned loss on its own, AdaLFL and its
+    control as whole online runs. The ``ce@old-lr`` row is cross-entropy at the task's
+    pre-tuning default (``OLD_DEFAULT_LR``), untuned, for comparison with older tables.
     """
     import metaloss as ml
+    from metaloss.diagnostics import step_diagnostic
+    from metaloss.seeds import check_seed
     from metaloss.training import train
+    from metaloss.tuning import tune_lr
+
+    check_seed(first_seed, "first_seed")
 
     if isinstance(suite, str):
         if suite not in SUITES:
@@ -184,13 +250,18 @@ def run_suite(
             "steps": steps,
             "learn_on": learn_on,
             "first_seed": first_seed,
+            "tune": tune,
+            "tune_seeds": tune_seeds,
         },
     )
     mln_cache: dict[int, Any] = {}
     learned: dict[tuple[str, str, int], Any] = {}  # (source, method, seed) -> LearnResult
     sources: dict[str, Any] = {}
+    tune_config = TuneConfig(seeds=tune_seeds)
+    shared_tuning: dict[tuple[str, str], Any] = {}  # (task, method) -> LrTuning (same loss)
     for task_name in task_names:
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)
+        config = task.defaults.with_(steps=steps)
         source_name = learn_on or suite.transfer.get(task_name, suite.learn_on or task_name)
         if source_name == task_name:
             source = task
@@ -201,39 +272,65 @@ def run_suite(
         for method in method_names:
             if method == "mln" and not task.classification:
                 continue
+            online = method in ONLINE and source is task
             for seed in range(first_seed, first_seed + n_seeds):
                 if (task_name, method, seed) in done:
                     continue
                 t0 = time.perf_counter()
-                meta_seconds, info = 0.0, {}
+                meta_seconds, info, tuning = 0.0, {}, None
                 name = _baseline_for(method, task.classification)
-                if name in BASELINES:
+                cell_config = config
+                if method == "ce@old-lr":
+                    loss = ml.losses.get_baseline(_baseline_for("ce", task.classification))
+                    cell_config = config.with_(lr=OLD_DEFAULT_LR.get(task_name, config.lr))
+                elif online:
+                    # AdaLFL trains the model while the loss adapts: the whole online run is
+                    # tuned (a grid of online runs on tuning seeds), then run on ``seed``.
+                    kw = {**_budget(chosen, method), "steps": steps}
+                    if tune:
+                        key = (task_name, method)
+                        if key not in shared_tuning:
+                            shared_tuning[key] = _tune_online(task, method, kw, tune_config, log)
+                        tuning = shared_tuning[key]
+                        kw["lr"] = tuning.lr
+                    res = _learn(method, task, seed, kw)
+                    loss, info = res.loss, {"formula": res.loss.describe()}
+                    meta_seconds = res.seconds - res.info.get("online_seconds", 0.0)
+                elif name in BASELINES:
                     loss = ml.losses.get_baseline(name)
                 elif method == "mln":
                     if seed not in mln_cache:
                         mln_cache[seed] = ml.learn("mln", None, seed=seed, **chosen.get("mln", {}))
                     res = mln_cache[seed]
                     loss, meta_seconds = res.loss, res.seconds
-                elif method == "adalfl" and source is task:
-                    # AdaLFL trains the model while the loss adapts: that model is the result.
-                    res = ml.learn(method, task, seed=seed, steps=steps, **chosen.get(method, {}))
-                    loss, info = res.loss, {"formula": res.loss.describe()}
-                    meta_seconds = res.seconds - res.info.get("online_seconds", 0.0)
                 else:
-                    key = (source_name, method, seed)
-                    if source is not task and key in learned:
-                        res = learned[key]
+                    key3 = (source_name, method, seed)
+                    if source is not task and key3 in learned:
+                        res = learned[key3]
                     else:
-                        res = ml.learn(method, source, seed=seed, **chosen.get(method, {}))
-                        learned[key] = res
+                        res = _learn(method, source, seed, _budget(chosen, method))
+                        learned[key3] = res
                     loss, meta_seconds = res.loss, res.seconds
                     info = {"formula": loss.describe()}
-                if method == "adalfl" and source is task:
+                if online:
                     test, val = res.info["test_metric"], res.info["val_metric"]
                     train_seconds = res.info.get("online_seconds", 0.0)
+                    cell_lr = tuning.lr if tuning is not None else config.lr
                 else:
-                    tr = train(task, loss, seed=seed, steps=steps, progress=progress)
+                    if tune and method != "ce@old-lr":
+                        if name in BASELINES:  # the same loss on every seed: tune once
+                            key = (task_name, method)
+                            if key not in shared_tuning:
+                                shared_tuning[key] = tune_lr(task, loss, config, tune_config)
+                            tuning = shared_tuning[key]
+                        else:
+                            tuning = tune_lr(task, loss, config, tune_config)
+                        cell_config = config.with_(lr=tuning.lr)
+                    tr = train(task, loss, cell_config, seed=seed, progress=progress)
                     test, val, train_seconds = tr.test_metric, tr.val_metric, tr.seconds
+                    cell_lr = cell_config.lr
+                if name not in BASELINES and method != "ce@old-lr":
+                    info["diagnostic"] = step_diagnostic(loss, task, config=config).to_dict()
                 cell = {
                     "task": task_name,
                     "method": method,
@@ -241,16 +338,21 @@ def run_suite(
                     "metric": task.metric_name,
                     "test": test,
                     "val": val,
+                    "lr": cell_lr,
+                    "tuned": tuning is not None,
                     "meta_seconds": meta_seconds,
                     "train_seconds": train_seconds,
+                    "tune_seconds": tuning.seconds if tuning is not None else 0.0,
                     "seconds": time.perf_counter() - t0,
                     "learned_on": source_name,
+                    **({"tuning": tuning.to_dict()} if tuning is not None else {}),
                     **info,
                 }
                 io.append_jsonl(cells_path, [cell])
                 log(
-                    f"{task_name:>22} {method:>10} seed {seed}: test {task.metric_name} "
-                    f"{test:.4f} (meta {meta_seconds:.0f} s, train {train_seconds:.0f} s)"
+                    f"{task_name:>22} {method:>14} seed {seed}: test {task.metric_name} "
+                    f"{test:.4f} at lr {cell_lr:g} (meta {meta_seconds:.0f} s, "
+                    f"train {train_seconds:.0f} s)"
                 )
     summary = summarise(io.read_jsonl(cells_path))
     io.write_json(out / "summary.json", summary)
@@ -259,51 +361,97 @@ def run_suite(
 
 
 def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per task and method: mean, std, delta and Welch p against the baseline."""
+    """Per task and method: mean, std, chosen lrs, delta, Welch p, Holm p and 95 % CI.
+
+    The baseline is tuned cross-entropy (``ce``; MSE for regression). Holm-Bonferroni
+    runs over all comparisons with it within a task.
+    """
     by: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for c in cells:
         by.setdefault(c["task"], {}).setdefault(c["method"], []).append(c)
     tasks_out = {}
     for task, methods in by.items():
         base_name = "ce" if "ce" in methods else next(iter(methods))
-        base = [c["test"] for c in methods[base_name]]
+        base = [float(c["test"]) for c in methods[base_name]]
         rows = {}
         for method, cs in methods.items():
             vals = [float(c["test"]) for c in cs]
+            diags = [c["diagnostic"] for c in cs if isinstance(c.get("diagnostic"), dict)]
+            lrs = sorted({float(c["lr"]) for c in cs if c.get("lr") is not None})
             rows[method] = {
                 "n": len(vals),
                 "mean": float(np.mean(vals)),
                 "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                 "delta": float(np.mean(vals) - np.mean(base)),
                 "p_value": math.nan if method == base_name else welch_p(vals, base),
+                "ci95": [math.nan, math.nan] if method == base_name else list(welch_ci(vals, base)),
+                "lrs": lrs,
+                "tuned": all(c.get("tuned", False) for c in cs),
                 "meta_seconds": float(np.mean([c["meta_seconds"] for c in cs])),
+                "tune_seconds": float(np.mean([c.get("tune_seconds", 0.0) for c in cs])),
                 "metric": cs[0]["metric"],
                 "formula": cs[0].get("formula", ""),
+                "grad_ratio": float(np.mean([d["grad_norm_ratio"] for d in diags]))
+                if diags
+                else math.nan,
+                "cosine": float(np.mean([d["cosine"] for d in diags])) if diags else math.nan,
             }
+        names = list(rows)
+        for name, ph in zip(names, holm([rows[n]["p_value"] for n in names])):
+            r = rows[name]
+            r["p_holm"] = ph
+            significant = not math.isnan(ph) and ph < 0.05
+            r["verdict"] = ("better" if r["delta"] < 0 else "worse") if significant else "tie"
         tasks_out[task] = {"baseline": base_name, "rows": rows}
     return {"tasks": tasks_out}
 
 
+def _lr_text(lrs: list[float]) -> str:
+    if not lrs:
+        return ""
+    if len(lrs) == 1:
+        return f"{lrs[0]:g}"
+    return f"{lrs[0]:g}-{lrs[-1]:g}"
+
+
 def markdown(summary: dict[str, Any]) -> str:
-    """The suite table: one block per task."""
+    """The suite table: one block per task. Bold: Holm-corrected p < 0.05 and better."""
     lines = []
     for task, block in summary["tasks"].items():
         metric = next(iter(block["rows"].values()))["metric"]
         lines += [
             f"### {task} (test {metric})",
             "",
-            f"| method | test {metric} (mean ± std) | n | Δ vs {block['baseline']} | p (Welch) | "
-            "meta-train time |",
-            "|---|---|---|---|---|---|",
+            f"| method | lr | test {metric} (mean ± std) | n | Δ vs {block['baseline']} [95 % CI] "
+            "| p (Holm) | step vs CE (ratio, cos) | meta-train time |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        rescaled = []
         for method, r in block["rows"].items():
             base = method == block["baseline"]
-            delta = "" if base else f"{r['delta']:+.4f}"
-            p = "" if base or math.isnan(r["p_value"]) else f"{r['p_value']:.3f}"
-            meta = "" if base else f"{r['meta_seconds']:.0f} s"
+            ci = r.get("ci95", [math.nan, math.nan])
+            delta = "" if base else f"{r['delta']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]"
+            ph = r.get("p_holm", r.get("p_value", math.nan))
+            p = "" if base or math.isnan(ph) else f"{ph:.3f}"
+            cell = f"{r['mean']:.4f} ± {r['std']:.4f}"
+            verdict = r.get("verdict", "tie")
+            cell = f"**{cell}**" if verdict == "better" else cell
+            cell = f"{cell} (worse)" if verdict == "worse" else cell
+            ratio, cos = r.get("grad_ratio", math.nan), r.get("cosine", math.nan)
+            step = "" if math.isnan(ratio) else f"x{ratio:.3g}, {cos:.3f}"
+            if not math.isnan(cos) and cos > 0.98:
+                rescaled.append(method)
+            meta = f"{r['meta_seconds']:.0f} s" if r["meta_seconds"] else ""
+            lr = _lr_text(r.get("lrs", []))
+            lr = lr if r.get("tuned", False) or not lr else f"{lr} (untuned)"
             lines.append(
-                f"| {method} | {r['mean']:.4f} ± {r['std']:.4f} | {r['n']} | {delta} | {p} "
-                f"| {meta} |"
+                f"| {method} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
+            )
+        if rescaled:
+            lines.append("")
+            lines.append(
+                f"Essentially a rescaled cross-entropy (gradient cosine > 0.98): "
+                f"{', '.join(rescaled)}."
             )
         lines.append("")
     return "\n".join(lines)

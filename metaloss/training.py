@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from metaloss.progress import progress_bar
 from metaloss.tasks.base import Split, Task, TrainConfig
+from metaloss.threads import accepts_threads
 
 
 class Batcher:
@@ -127,6 +128,7 @@ def worst_metric(task: Task) -> float:
     return 1.0 if task.classification else math.inf
 
 
+@accepts_threads  # threads= keyword (metaloss.threads)
 def train(
     task: Task,
     loss: Callable[[Tensor, Tensor], Tensor],
@@ -135,12 +137,14 @@ def train(
     model: nn.Module | None = None,
     progress: bool = False,
     on_eval: Callable[[int, nn.Module], None] | None = None,
+    test: bool = True,
     **overrides: Any,
 ) -> TrainResult:
     """Train a fresh (or given) model of ``task`` with ``loss``; report val/test metrics.
 
     ``overrides`` change fields of the config (``steps=500, lr=0.1``). The loss's own
-    parameters are never updated here.
+    parameters are never updated here. ``test=False`` never reads the test split
+    (``test_metric`` is then NaN): searches and tuning runs select on validation only.
     """
     config = (config or task.defaults).with_(**overrides)
     model = model if model is not None else task.make_model(seed)
@@ -195,10 +199,11 @@ def train(
     finite = all(torch.isfinite(p).all() for p in model.parameters())
     diverged = diverged or not finite
     if diverged:
-        val = test = worst_metric(task)
+        val = worst_metric(task)
+        test = worst_metric(task) if test else math.nan
     else:
         val = evaluate_model(task, model, task.val, config.eval_batch_size)
-        test = evaluate_model(task, model, task.test, config.eval_batch_size)
+        test = evaluate_model(task, model, task.test, config.eval_batch_size) if test else math.nan
     return TrainResult(
         model=model,
         val_metric=val,

@@ -77,9 +77,9 @@ def test_learn_train_evaluate_show_round_trip(tmp_path):
     assert out.returncode == 0 and "ce" in out.stdout, out.stderr
     out = cli("show", str(run))
     assert out.returncode == 0 and (run / "loss.png").exists(), out.stderr
-    # learning into a directory that holds a search needs --resume
+    # learning into a directory that holds a finished run needs --force
     out = cli("learn", "ml3", "--task", "iris-linear", "--set", "meta_steps=3", "-o", str(run))
-    assert out.returncode == 2 and "--resume" in out.stderr
+    assert out.returncode == 2 and "--force" in out.stderr
 
 
 def test_learn_and_show_rl_loss(tmp_path):

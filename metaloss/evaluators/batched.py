@@ -23,9 +23,13 @@ Agreement with :class:`~metaloss.evaluators.serial.SerialEvaluator`:
     float summation order inside batched matrix products (about 1e-8 relative per step on
     CPU). Tolerance: ``ok`` flags are equal, and ``|value_batched - value_serial| <=
     2 / len(task.val)`` for error rates (two validation samples may flip their argmax after a
-    few hundred steps), ``<= 1e-3 * max(1, |value|)`` for MSE; the test metric in
-    ``info["test"]`` likewise with ``len(task.test)``. On digits-mlp with 100-500 SGD steps
-    the errors are identical in practice.
+    few hundred steps), ``<= 1e-3 * max(1, |value|)`` for MSE. The test split is never read
+    (selection uses validation only). On digits-mlp with 100-500 SGD steps the errors are
+    identical in practice.
+
+Learning-rate grids: :func:`train_lr_grid` trains one loss at several learning rates as
+one vmapped population (same initial model and batches, a per-member learning rate), the
+batched form of the learning-rate tuning in :mod:`metaloss.tuning`.
 
 Failure handling: loss exceptions mark only the member that raised; non-finite weights are
 detected every ``check_every`` steps (one host sync) and at the end, and such members are
@@ -86,7 +90,13 @@ from metaloss.losses.taylor import TaylorLoss
 from metaloss.tasks.base import Task, TrainConfig
 from metaloss.training import Batcher, worst_metric
 
-__all__ = ["BatchedEvaluator", "auto_chunk_size", "available_memory", "member_bytes"]
+__all__ = [
+    "BatchedEvaluator",
+    "auto_chunk_size",
+    "available_memory",
+    "member_bytes",
+    "train_lr_grid",
+]
 
 DIVERGED = "training diverged (non-finite loss or weights)"  # the serial reason
 
@@ -180,9 +190,10 @@ def auto_chunk_size(
 class _StackedOptimizer:
     """``torch.optim.SGD`` / ``Adam`` math on stacked ``(P, ...)`` tensors, in place."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, lr_scale: Tensor | None = None) -> None:
         self.config = config
         self.lr = config.lr
+        self.lr_scale = lr_scale  # (P,) per-member factor on the learning rate, or None
         self.milestones = Counter(config.milestones)
         if self.milestones[0]:  # MultiStepLR's constructor step (last_epoch = 0)
             self.lr = self.lr * config.gamma ** self.milestones[0]
@@ -207,7 +218,10 @@ class _StackedOptimizer:
                 step = float(self.steps)
                 bc1, bc2 = 1 - b1**step, 1 - b2**step
                 denom = (st["v"].sqrt() / bc2**0.5).add_(eps)
-                p.addcdiv_(st["m"], denom, value=-(self.lr / bc1))
+                if self.lr_scale is None:
+                    p.addcdiv_(st["m"], denom, value=-(self.lr / bc1))
+                else:
+                    p.sub_(st["m"] / denom * self._scale(p, self.lr / bc1))
                 continue
             if c.momentum:
                 if "buf" not in st:
@@ -215,12 +229,22 @@ class _StackedOptimizer:
                 else:
                     st["buf"].mul_(c.momentum).add_(g, alpha=1)
                 g = g.add(st["buf"], alpha=c.momentum) if c.nesterov else st["buf"]
-            p.add_(g, alpha=-self.lr)
+            if self.lr_scale is None:
+                p.add_(g, alpha=-self.lr)
+            else:
+                p.sub_(g * self._scale(p, self.lr))
         if self.steps in self.milestones:  # MultiStepLR.step() after optimizer.step()
             self.lr = self.lr * c.gamma ** self.milestones[self.steps]
 
+    def _scale(self, p: Tensor, lr: float) -> Tensor:
+        """Per-member learning rates ``lr * lr_scale``, shaped to broadcast over ``p``."""
+        assert self.lr_scale is not None
+        return (lr * self.lr_scale).view(-1, *([1] * (p.dim() - 1)))
+
     def select(self, keep: Tensor) -> None:
         self.state = {k: {n: t[keep] for n, t in st.items()} for k, st in self.state.items()}
+        if self.lr_scale is not None:
+            self.lr_scale = self.lr_scale[keep]
 
 
 # --------------------------------------------------------------------------------------
@@ -405,14 +429,56 @@ class BatchedEvaluator:
         return [r or Fitness.failure("not evaluated") for r in results]
 
 
+def train_lr_grid(
+    task: Task, loss: Loss, config: TrainConfig, seed: int, lrs: Sequence[float]
+) -> list[float]:
+    """Validation metric of ``loss`` trained at every learning rate in ``lrs``, batched.
+
+    All members start from ``task.make_model(seed)`` and see the same batches; member ``i``
+    uses ``lrs[i]`` (milestone decay applies to each). A diverged member gets the worst
+    metric (error 1.0, MSE inf). Equal to :func:`metaloss.training.train` with
+    ``lr=lrs[i]`` up to float summation order; the test split is never read.
+
+    >>> import metaloss as ml
+    >>> task = ml.tasks.get("iris-linear")
+    >>> ce = ml.losses.get_loss("cross_entropy")
+    >>> vals = train_lr_grid(task, ce, task.defaults.with_(steps=50), 0, [0.01, 0.1, 1.0])
+    >>> len(vals), vals[0] >= vals[2]
+    (3, True)
+    """
+    if not lrs:
+        return []
+    if any(not (lr > 0 and math.isfinite(lr)) for lr in lrs):
+        raise ConfigError(f"learning rates must be positive and finite, got {list(lrs)}")
+    loss = loss.to(task.device)
+    frozen = [p for p in loss.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    scale = torch.tensor([lr / config.lr for lr in lrs], dtype=torch.float64)
+    try:
+        fits = _train_stack(task, config, seed, [loss] * len(lrs), 50, lr_scale=scale)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return [f.value if f.ok else worst_metric(task) for f in fits]
+
+
 class _VmapError(RuntimeError):
     """The model itself cannot be run under vmap (not a problem of one candidate)."""
 
 
 def _train_stack(
-    task: Task, config: TrainConfig, seed: int, losses: list[Loss], check_every: int
+    task: Task,
+    config: TrainConfig,
+    seed: int,
+    losses: list[Loss],
+    check_every: int,
+    lr_scale: Tensor | None = None,
 ) -> list[Fitness]:
-    """Train ``len(losses)`` identically seeded models together; one Fitness per loss."""
+    """Train ``len(losses)`` identically seeded models together; one Fitness per loss.
+
+    ``lr_scale`` (one factor per member) multiplies each member's learning rate.
+    """
     n = len(losses)
     model = task.make_model(seed)
     model.train()
@@ -424,7 +490,8 @@ def _train_stack(
         return functional_call(model, (p, b), (x,))
 
     forward: Callable[..., Tensor] = vmap(one, in_dims=(0, 0, None))
-    opt = _StackedOptimizer(config)
+    scale = None if lr_scale is None else lr_scale.to(task.device, torch.float32)
+    opt = _StackedOptimizer(config, scale)
     batcher = Batcher(len(task.train), config.batch_size, seed, task.device)
     aug_gen = torch.Generator(device=task.device).manual_seed(seed + 1)
     augment = config.augment and task.augment is not None
@@ -512,12 +579,11 @@ def _train_stack(
 
     if rows:
         val = _metrics(task, model, params, buffers, task.val, config.eval_batch_size)
-        test = _metrics(task, model, params, buffers, task.test, config.eval_batch_size)
-        for r, v, t in zip(rows, val, test):
+        for r, v in zip(rows, val):
             if not math.isfinite(v):
                 results[r] = Fitness.failure(DIVERGED)
             else:
-                results[r] = Fitness(v, info={"test": t})
+                results[r] = Fitness(v)
     for fit in results:
         if fit is not None:
             fit.seconds = seconds

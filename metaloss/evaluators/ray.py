@@ -161,7 +161,7 @@ class FitnessSpec:
                 "pass a FitnessSpec, a TrainFitness or an EvoMALFitness"
             )
         assert task is not None
-        if task.name not in TASKS:
+        if task.name.partition("+")[0] not in TASKS:  # "+...": a variant, rebuilt from its name
             raise ConfigError(
                 f"ray evaluator: task {task.name!r} is not in the task registry, so workers "
                 "cannot rebuild it; register it (tasks.register_task) or pass a FitnessSpec"

@@ -26,7 +26,9 @@ class TrainFitness:
     """Fitness = validation metric after training a fresh, identically seeded model.
 
     The EvoMAL/TaylorGLO protocol: 500 SGD steps (lr 0.01, batch 128) by default; the
-    seed is the same for every candidate so that only the loss differs.
+    seed is the same for every candidate so that only the loss differs. The test split is
+    never read (selection uses validation only); searches pass a seed of their search
+    stream (:func:`metaloss.seeds.search_seed`), never a meta-test seed.
     """
 
     task: Task
@@ -40,10 +42,10 @@ class TrainFitness:
 
     def __call__(self, candidate: Candidate) -> Fitness:
         loss = candidate.build()
-        res = train(self.task, loss, self.train_config(), seed=self.seed)
+        res = train(self.task, loss, self.train_config(), seed=self.seed, test=False)
         if res.diverged or not math.isfinite(res.val_metric):
             return Fitness.failure("training diverged (non-finite loss or weights)", res.seconds)
-        return Fitness(res.val_metric, seconds=res.seconds, info={"test": res.test_metric})
+        return Fitness(res.val_metric, seconds=res.seconds)
 
 
 class SerialEvaluator:

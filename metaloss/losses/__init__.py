@@ -6,12 +6,18 @@ from metaloss.losses.base import LOSSES, Loss, OutputWiseLoss, build_loss, outpu
 from metaloss.losses.handcrafted import (
     CrossEntropyLoss,
     FocalLoss,
+    GeneralizedCrossEntropyLoss,
     LabelSmoothingLoss,
+    MAELoss,
     MSELoss,
+    Poly1Loss,
+    SymmetricCrossEntropyLoss,
     get_baseline,
     task_loss_for,
 )
 from metaloss.losses.neural import NeuralLoss
+from metaloss.losses.normalized import GradNormalized, grad_norm
+from metaloss.losses.scaled import ScaledLoss
 from metaloss.losses.taylor import TaylorLoss
 
 
@@ -31,7 +37,14 @@ __all__ = [
     "FocalLoss",
     "LabelSmoothingLoss",
     "MSELoss",
+    "MAELoss",
+    "GeneralizedCrossEntropyLoss",
+    "SymmetricCrossEntropyLoss",
+    "Poly1Loss",
     "NeuralLoss",
+    "ScaledLoss",
+    "GradNormalized",
+    "grad_norm",
     "TaylorLoss",
     "get_baseline",
     "get_loss",

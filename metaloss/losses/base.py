@@ -34,6 +34,7 @@ _LAZY_KINDS = {
     "taylor": "metaloss.losses.taylor",
     "symbolic": "metaloss.losses.symbolic",
     "rl_step": "metaloss.rl.losses",
+    "scaled": "metaloss.losses.scaled",
 }
 
 

@@ -144,6 +144,30 @@ class NeuralLoss(OutputWiseLoss):
             layers.append(nn.Softplus())
         self.net = nn.Sequential(*layers)
 
+    @staticmethod
+    def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The state-dict shapes of ``NeuralLoss(**config)``, computed without allocating
+        (used to check a saved loss's weights before building it).
+
+        Example:
+            >>> NeuralLoss.param_shapes({"hidden": [3], "bias": True})["net.0.weight"]
+            (3, 2)
+        """
+        hidden, extra = config.get("hidden", (50, 50)), config.get("extra_dim", 0)
+        if not isinstance(hidden, list | tuple) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
+        ):
+            raise ConfigError("neural loss 'hidden' must be a list of positive integers")
+        if not isinstance(extra, int) or isinstance(extra, bool) or extra < 0:
+            raise ConfigError("neural loss 'extra_dim' must be an integer >= 0")
+        widths = [2 + extra, *hidden, 1]
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            shapes[f"net.{2 * i}.weight"] = (b, a)
+            if config.get("bias", False):
+                shapes[f"net.{2 * i}.bias"] = (b,)
+        return shapes
+
     @classmethod
     def ml3(cls, **overrides: Any) -> NeuralLoss:
         """ML3 defaults: 2-50-50-1, ReLU, Softplus output, no biases."""

@@ -72,7 +72,7 @@ class CMAES:
     ) -> None:
         import cma
 
-        if sigma <= 0 or popsize < 2:
+        if not sigma > 0 or popsize < 2:
             raise ConfigError("cma-es: sigma must be > 0 and popsize >= 2")
         self.family = family
         start = family.x0() if x0 is None else np.asarray(x0, float)

@@ -47,7 +47,9 @@ from metaloss.losses.symbolic import (
 from metaloss.meta.search import run_search
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
+from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
+from metaloss.validate import typed_options
 
 
 @dataclass
@@ -217,7 +219,7 @@ def rejection_filter(
     Accept when that lowers the task metric (error rate / MSE) of the free predictions:
     a loss that cannot even fit free outputs cannot train a model. Seeded, cheap.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(search_seed(seed, "filter"))
     y = task.val.y[:n]
     shape = (len(y), task.num_outputs)
     z = (0.1 * torch.randn(shape, generator=g)).to(task.device).requires_grad_()
@@ -270,8 +272,12 @@ class EvoMALFitness:
         return Candidate(candidate.id, candidate.spec, tensors or candidate.tensors), tensors
 
     def train_fitness(self) -> TrainFitness:
-        """The final stage: a short training run of a fresh, identically seeded model."""
-        return TrainFitness(self.task, self.fitness_steps, self.seed, overrides=self.overrides)
+        """The final stage: a short training run of a fresh, identically seeded model.
+
+        Its seed comes from the search stream of ``seed``: never a meta-test run's.
+        """
+        seed = search_seed(self.seed, "fitness")
+        return TrainFitness(self.task, self.fitness_steps, seed, overrides=self.overrides)
 
     def __call__(self, candidate: Candidate) -> Fitness:
         prepared = self.prepare(candidate)
@@ -372,6 +378,7 @@ def _learn_gp(
     )
 
 
+@typed_options
 def learn_evomal(
     task: Task,
     seed: int = 0,
@@ -391,6 +398,7 @@ def learn_evomal(
     )  # fmt: skip
 
 
+@typed_options
 def learn_gplfl(
     task: Task,
     seed: int = 0,

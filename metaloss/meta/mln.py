@@ -51,6 +51,7 @@ from metaloss.results import LearnResult
 from metaloss.tasks.base import TrainConfig
 from metaloss.tasks.generated import GeneratedTask, cosine_distance, make_linear_task
 from metaloss.training import train
+from metaloss.validate import typed_options
 
 __all__ = ["MLNFitness", "fit_to_cross_entropy", "learn_mln", "mln_template", "task_seeds"]
 
@@ -311,6 +312,7 @@ def _es_mean(search: OpenAIES | CMAES) -> np.ndarray:
     return np.asarray(search.es.mean, dtype=float)
 
 
+@typed_options
 def learn_mln(
     task: Any = None,
     seed: int = 0,

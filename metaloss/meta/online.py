@@ -33,13 +33,14 @@ from torch import nn
 
 from metaloss import functional as mf
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
-from metaloss.errors import ConfigError
+from metaloss.errors import ArtifactError, ConfigError
 from metaloss.losses.neural import NeuralLoss
-from metaloss.meta.unrolled import ML3Config, meta_train
+from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task, TrainConfig
 from metaloss.training import Batcher, TrainResult, evaluate_model, worst_metric
+from metaloss.validate import check_fields
 
 
 @dataclass
@@ -63,6 +64,13 @@ class AdaLFLConfig:
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
+        check_fields(
+            self,
+            "adalfl",
+            positive=("adapt_every", "meta_lr", "steps", "lr", "batch_size"),
+            non_negative=("init_steps", "max_grad_norm", "snapshots", "checkpoint_every",
+                          "momentum", "weight_decay"),
+        )  # fmt: skip
         if self.init_steps < 0 or self.adapt_every < 1 or self.snapshots < 0:
             raise ConfigError("adalfl: init_steps >= 0, adapt_every >= 1, snapshots >= 0")
         if self.query not in ("train", "val"):
@@ -95,6 +103,7 @@ def online_train(
     seed: int = 0,
     run_dir: str | Path | None = None,
     progress: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a base model of ``task`` while adapting ``loss`` online (in place).
 
@@ -135,17 +144,25 @@ def online_train(
     snapshots: dict[str, dict[str, torch.Tensor]] = {"0": _snapshot(loss)}
     history: list[dict[str, float]] = []
     start_step, diverged = 0, False
+    if identity is None:
+        identity = run_identity("adalfl", task, seed, config.__dict__, loss)
     if run_dir is not None and config.checkpoint_every:
-        ck = load_checkpoint(run_dir, task.device)
+        ck = load_checkpoint(run_dir, task.device, identity=identity)
         if ck is not None:
-            params = {k: v.requires_grad_() for k, v in ck["params"].items()}
-            state = ck["opt_state"]
-            loss.load_state_dict(ck["loss"])
-            if meta_opt is not None:
-                meta_opt.load_state_dict(ck["meta_opt"])
-            batches.load_state_dict(ck["batches"])
-            queries.load_state_dict(ck["queries"])
-            snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
+            try:
+                params = {k: v.requires_grad_() for k, v in ck["params"].items()}
+                state = ck["opt_state"]
+                loss.load_state_dict(ck["loss"])
+                if meta_opt is not None:
+                    meta_opt.load_state_dict(ck["meta_opt"])
+                batches.load_state_dict(ck["batches"])
+                queries.load_state_dict(ck["queries"])
+                snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+                raise ArtifactError(
+                    f"{Path(run_dir) / 'checkpoint.json'}: state does not fit this run "
+                    f"({type(exc).__name__})"
+                ) from None
     qsplit = task.val if config.query == "val" else task.train
     start = time.perf_counter()
     running, since = torch.zeros((), device=task.device), 0
@@ -212,6 +229,7 @@ def online_train(
                         "snapshots": snapshots,
                         "history": history,
                     },
+                    identity,
                 )
     seconds = time.perf_counter() - start
     with torch.no_grad():

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from metaloss import io
-from metaloss.errors import ArtifactError
+from metaloss.errors import ArtifactError, MetalossError
 from metaloss.evaluators.base import Candidate, Evaluator, Fitness
 from metaloss.progress import progress_bar
 
@@ -46,10 +46,23 @@ def candidate_digest(c: Candidate) -> str:
     return h.hexdigest()[:16]
 
 
+def _number(value: Any) -> float:
+    """A recorded number: non-finite values are stored as ``"inf"`` / ``"-inf"`` / ``null``."""
+    return math.inf if value is None else float(value)
+
+
+def _replayed_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A recorded generation summary with its numbers restored (``"inf"`` -> ``math.inf``)."""
+    out = dict(summary)
+    for key in ("best", "median"):
+        out[key] = _number(out.get(key))
+    return out
+
+
 def _fitness_from_record(rec: dict[str, Any], tensors: dict[str, Any], key: str) -> Fitness:
     value = rec["value"]
     fit = Fitness(
-        math.inf if value is None else float(value),
+        _number(value),
         ok=bool(rec["ok"]),
         reason=rec.get("reason", ""),
         seconds=float(rec.get("seconds", 0.0)),
@@ -88,16 +101,26 @@ def run_search(
             if gen < len(records):  # replay a recorded generation
                 rec = records[gen]
                 digests = [candidate_digest(c) for c in cands]
-                if digests != rec["digests"]:
+                if digests != rec.get("digests"):
                     raise ArtifactError(
                         f"{run_dir / HISTORY}: generation {gen} does not match this search "
                         "(different seed or settings?); use a new run directory"
                     )
-                fits = [
-                    _fitness_from_record(r, saved, f"g{gen}.c{i}")
-                    for i, r in enumerate(rec["fitness"])
-                ]
-                summaries.append(rec["summary"])
+                try:
+                    fits = [
+                        _fitness_from_record(r, saved, f"g{gen}.c{i}")
+                        for i, r in enumerate(rec["fitness"])
+                    ]
+                    summaries.append(_replayed_summary(rec["summary"]))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    raise ArtifactError(
+                        f"{run_dir / HISTORY}: generation {gen} record is corrupt ({exc!r})"
+                    ) from None
+                if len(fits) != len(cands):
+                    raise ArtifactError(
+                        f"{run_dir / HISTORY}: generation {gen} records {len(fits)} fitness "
+                        f"values for {len(cands)} candidates"
+                    )
             else:
                 t0 = time.perf_counter()
                 fits = evaluator.evaluate(cands)
@@ -123,6 +146,16 @@ def run_search(
                 on_generation(gen, cands, fits)
             s = summaries[-1]
             advance(1, info=f"best {s['best']:.4f} median {s['median']:.4f} rejects {s['rejects']}")
+    if summaries and all(s.get("rejects") == s.get("candidates") for s in summaries):
+        reasons: dict[str, int] = {}
+        for s in summaries:
+            for k, v in s.get("reasons", {}).items():
+                reasons[k] = reasons.get(k, 0) + v
+        top = max(reasons, key=lambda k: reasons[k]) if reasons else "unknown"
+        raise MetalossError(
+            f"{name}: every candidate of all {len(summaries)} generations failed (most often: "
+            f"{top}); no loss was found, nothing saved"
+        )
     if summaries:
         summaries[-1]["total_seconds"] = time.perf_counter() - start
     return summaries

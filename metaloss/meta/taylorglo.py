@@ -24,9 +24,12 @@ from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.evolution import CMAES, VectorFamily
 from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
+from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
+from metaloss.validate import check_value, typed_options
 
 
+@typed_options
 def learn_taylorglo(
     task: Task,
     seed: int = 0,
@@ -41,11 +44,23 @@ def learn_taylorglo(
     **evaluator_options: Any,
 ) -> LearnResult:
     """``metaloss.learn("taylorglo", task)``: CMA-ES search of a Taylor loss."""
+    for key, value, kind in (
+        ("generations", generations, "int"),
+        ("popsize", popsize, "int"),
+        ("sigma", sigma, "float"),
+        ("fitness_steps", fitness_steps, "int"),
+    ):
+        check_value(value, kind, f"taylorglo: option {key}")
     if generations < 1:
         raise ConfigError("taylorglo: generations must be >= 1")
+    if not sigma > 0:
+        raise ConfigError(f"taylorglo: option sigma must be > 0, got {sigma!r}")
+    if popsize < 2 or fitness_steps < 1:
+        raise ConfigError("taylorglo: option popsize must be >= 2 and fitness_steps >= 1")
     family = VectorFamily(TaylorLoss(theta0))
     search = CMAES(family, sigma=sigma, popsize=popsize, seed=seed)
-    fitness = TrainFitness(task, steps=fitness_steps, seed=seed)
+    # The fitness run draws from the search stream: never the meta-test run of ``seed``.
+    fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
     ev = make_evaluator(evaluator, fitness, **evaluator_options)
     hof: dict[str, dict[str, Any]] = {}
 

@@ -31,10 +31,12 @@ from torch import Tensor, nn
 
 from metaloss import functional as mf
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
-from metaloss.errors import ConfigError
+from metaloss.errors import ArtifactError, ConfigError
 from metaloss.progress import progress_bar
+from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
 from metaloss.training import Batcher
+from metaloss.validate import check_fields
 
 # objective(model, params, x, y) -> scalar meta-loss of the updated parameters.
 Objective = Callable[[nn.Module, mf.Params, Tensor, Tensor], Tensor]
@@ -80,6 +82,13 @@ class ML3Config:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(
+            self,
+            "ml3",
+            positive=("inner_steps", "meta_lr", "inner_lr", "batch_size"),
+            non_negative=("meta_steps", "inner_momentum", "reset_every", "grad_clip",
+                          "inner_max_norm"),
+        )  # fmt: skip
         if self.meta_steps < 0 or self.inner_steps < 1:
             raise ConfigError("ml3: meta_steps must be >= 0 and inner_steps >= 1")
         if self.query not in ("next", "same", "val"):
@@ -112,8 +121,9 @@ class MetaStepper:
         self.loss, self.task, self.config, self.seed = loss.to(task.device), task, config, seed
         self.objective = objective or task_objective(task)
         bs = config.batch_size or task.defaults.batch_size
-        self.batches = Batcher(len(task.train), bs, seed, task.device)
-        self.val_batches = Batcher(len(task.val), bs, seed + 7, task.device)
+        # Search streams: never the initialisation or batch order of a meta-test run.
+        self.batches = Batcher(len(task.train), bs, search_seed(seed, "meta-batches"), task.device)
+        self.val_batches = Batcher(len(task.val), bs, search_seed(seed, "meta-val"), task.device)
         lr = config.inner_lr if config.inner_lr is not None else task.defaults.lr
         self.inner_opt = mf.clip_grad_norm(
             mf.make_optimizer(
@@ -127,13 +137,13 @@ class MetaStepper:
         )
         self.meta_params = [p for p in self.loss.parameters() if p.requires_grad]
         self.meta_opt = torch.optim.Adam(self.meta_params, lr=config.meta_lr)
-        self.model = task.make_model(seed)
+        self.model = task.make_model(search_seed(seed, "meta-init"))
         self.buffers = mf.buffers_of(self.model)
         self.step_count = 0
         self._fresh()
 
     def _fresh(self) -> None:
-        model = self.task.make_model(self.seed * 1_000_003 + self.step_count)
+        model = self.task.make_model(search_seed(self.seed, "meta-fresh", self.step_count))
         self.params = mf.params_of(model)
         self.state = self.inner_opt.init(self.params)
 
@@ -203,20 +213,31 @@ def meta_train(
     log_every: int = 10,
     run_dir: str | Path | None = None,
     checkpoint_every: int = 0,
+    identity: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Meta-train ``loss`` in place with ML3; returns the history (one row per meta step).
 
     With ``run_dir`` and ``checkpoint_every`` a checkpoint is saved periodically and an
-    existing one is resumed, continuing exactly where it stopped.
+    existing one is resumed, continuing exactly where it stopped. ``identity`` (the config
+    and task the run belongs to) is stored in the checkpoint; resuming with another
+    identity is refused (:class:`~metaloss.errors.ArtifactError` naming the fields).
     """
     config = config or ML3Config()
     stepper = MetaStepper(loss, task, config, seed, objective)
     history: list[dict[str, float]] = []
+    if identity is None:
+        identity = run_identity("ml3", task, seed, config.__dict__, loss)
     if run_dir is not None and checkpoint_every:
-        ck = load_checkpoint(run_dir, task.device)
+        ck = load_checkpoint(run_dir, task.device, identity=identity)
         if ck is not None:
-            stepper.load_state_dict(ck["stepper"])
-            history = ck["history"]
+            try:
+                stepper.load_state_dict(ck["stepper"])
+                history = list(ck["history"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise ArtifactError(
+                    f"{Path(run_dir) / 'checkpoint.json'}: state does not fit this run "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                ) from None
     start = time.perf_counter()
     remaining = config.meta_steps - stepper.step_count
     with progress_bar(remaining, f"ml3 {task.name}", enabled=progress) as advance:
@@ -230,8 +251,33 @@ def meta_train(
             if not math.isfinite(value):
                 history[-1]["diverged"] = 1.0
             if run_dir is not None and checkpoint_every and (i + 1) % checkpoint_every == 0:
-                save_checkpoint(run_dir, {"stepper": stepper.state_dict(), "history": history})
+                save_checkpoint(
+                    run_dir, {"stepper": stepper.state_dict(), "history": history}, identity
+                )
     return history
+
+
+def run_identity(
+    method: str, task: Task, seed: int, config: dict[str, Any], loss: nn.Module
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: method, task (name, data, outputs), seed,
+    the settings and the loss's spec. The run length (``meta_steps`` / ``steps``) and
+    ``checkpoint_every`` are left out: a run may be resumed to be extended."""
+    spec = loss.spec() if hasattr(loss, "spec") else {"kind": type(loss).__name__}
+    return {
+        "method": method,
+        "task": task.name,
+        "data": task.source,
+        "outputs": task.num_outputs,
+        "seed": seed,
+        **{
+            f"config.{k}": v
+            for k, v in config.items()
+            if k not in ("checkpoint_every", "meta_steps", "steps")
+        },
+        "loss.kind": spec.get("kind"),
+        **{f"loss.{k}": v for k, v in (spec.get("config") or {}).items()},
+    }
 
 
 def learn_ml3(

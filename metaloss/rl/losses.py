@@ -102,6 +102,24 @@ class StepLoss(Loss):
                     lin.bias.zero_()
             self.layers.append(lin)
 
+    @staticmethod
+    def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The state-dict shapes of ``StepLoss(**config)``, computed without allocating."""
+        hidden, features = config.get("hidden", (32, 32)), config.get("features", ("x", "a"))
+        if not isinstance(hidden, list | tuple) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
+        ):
+            raise ConfigError("rl_step 'hidden' must be a list of positive integers")
+        if not isinstance(features, list | tuple) or not features:
+            raise ConfigError("rl_step 'features' must be a non-empty list")
+        widths = [len(features), *hidden, 1]
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            shapes[f"layers.{i}.weight"] = (b, a)
+            if config.get("bias", True):
+                shapes[f"layers.{i}.bias"] = (b,)
+        return shapes
+
     def per_step(self, feats: Tensor) -> Tensor:
         """``f_phi`` per time step: ``(..., F) -> (...)``."""
         if feats.shape[-1] != len(self.features):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,10 @@ from torch import Tensor, nn
 
 from metaloss.errors import ConfigError
 from metaloss.losses.handcrafted import task_loss_for
+from metaloss.threads import apply_auto
+
+if TYPE_CHECKING:
+    from metaloss.tasks.variants import Variant
 
 
 @dataclass
@@ -93,6 +97,24 @@ class Task:
     defaults: TrainConfig = field(default_factory=TrainConfig)
     augment: str | None = None  # "crop_flip" for CIFAR-style augmentation
     target_scale: float = 1.0  # std of the raw regression target (MSE is reported standardised)
+    variant: Variant | None = None  # label noise / imbalance / fraction (tasks.variants)
+
+    def __repr__(self) -> str:
+        """One line: name, kind, classes/targets, split sizes, model (no tensors).
+
+        Example:
+            >>> import metaloss as ml
+            >>> ml.tasks.get("iris-linear")  # doctest: +ELLIPSIS
+            Task('iris-linear', classification, 3 classes, train 108 / val 12 / test 30, ...)
+        """
+        outs = f"{self.num_outputs} {'classes' if self.classification else 'targets'}"
+        if not self.classification and self.num_outputs == 1:
+            outs = "1 target"
+        dev = "" if self.device.type == "cpu" else f", {self.device}"
+        return (
+            f"Task({self.name!r}, {self.kind}, {outs}, train {len(self.train)} / val "
+            f"{len(self.val)} / test {len(self.test)}, model {self.model_name or '?'}{dev})"
+        )
 
     @property
     def classification(self) -> bool:
@@ -117,6 +139,7 @@ class Task:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self.model_factory()
+        apply_auto(model)  # one torch thread for small models (metaloss.threads)
         return model.to(self.device)
 
     def task_loss(self) -> nn.Module:
@@ -146,6 +169,7 @@ class Task:
             "val": len(self.val),
             "test": len(self.test),
             "source": self.source,
+            "variant": self.variant.to_dict() if self.variant is not None else None,
         }
 
 

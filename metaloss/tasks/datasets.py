@@ -67,6 +67,12 @@ PathLike = str | os.PathLike[str]
 #: Bumped whenever the layout of a cache file changes, so old caches are ignored.
 _CACHE_VERSION = 1
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+#: Largest idx / CIFAR data file accepted (after gzip decompression), in bytes.
+MAX_DATA_BYTES = 4 << 30
+#: Largest image file (or zip member) accepted, in bytes.
+MAX_IMAGE_FILE_BYTES = 64 << 20
+#: Largest image accepted, in pixels (PIL's decompression-bomb limit is set to it explicitly).
+MAX_IMAGE_PIXELS = 4096 * 4096
 _MAX_CLASSES = 100  # a target column with more distinct integer values is taken as regression
 
 
@@ -127,6 +133,75 @@ class ArrayData:
         return tuple(int(s) for s in self.x_train.shape[1:])
 
 
+def min_train_samples(val_fraction: float) -> int:
+    """The fewest training examples from which a validation split of ``val_fraction`` leaves
+    at least one example on each side.
+
+    Example:
+        >>> min_train_samples(0.1)
+        6
+    """
+    n = 2
+    while int(round(n * val_fraction)) < 1 or n - int(round(n * val_fraction)) < 1:
+        n += 1
+    return n
+
+
+def validate_arrays(data: ArrayData, val_fraction: float = 0.1) -> None:
+    """Check arrays before they become a task; a :class:`DataError` naming the source.
+
+    * at least :func:`min_train_samples` training and one test example;
+    * classification labels are integers within the declared classes, and the training
+      partition holds at least two classes;
+    * inputs (and regression targets) are finite *as float32*, the training dtype (``1e39``
+      is finite in float64 but ``inf`` in float32).
+
+    Example:
+        >>> import numpy as np
+        >>> d = ArrayData(np.zeros((8, 2), np.float32), np.array([0, 1] * 4),
+        ...               np.zeros((2, 2), np.float32), np.array([0, 1]), ["a", "b"], "toy")
+        >>> validate_arrays(d)
+    """
+    src = data.source
+    need = min_train_samples(val_fraction)
+    if len(data.x_train) < need:
+        raise DataError(
+            f"{src}: the training partition has {len(data.x_train)} examples; at least {need} "
+            f"are needed (one for training and one for a {val_fraction:g} validation split)"
+        )
+    if len(data.x_test) < 1:
+        raise DataError(f"{src}: the test partition is empty; at least 1 example is needed")
+    for name in ("x_train", "x_test") + (("y_train", "y_test") if data.classes is None else ()):
+        a = np.asarray(getattr(data, name))
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{src}: {name} has non-numeric dtype {a.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = a.dtype.kind != "f" or np.isfinite(a.astype(np.float32, copy=False)).all()
+        if not finite:
+            raise DataError(
+                f"{src}: {name} has NaN or infinite values (after the cast to float32, whose "
+                f"largest value is {float(np.finfo(np.float32).max):.3g})"
+            )
+    if data.classes is None:
+        return
+    k = len(data.classes)
+    for name in ("y_train", "y_test"):
+        y = np.asarray(getattr(data, name))
+        if y.ndim != 1 or y.dtype.kind not in "biu":
+            raise DataError(f"{src}: {name} must be integer class labels (N,), got {y.dtype}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise DataError(
+                f"{src}: {name} has labels in [{int(y.min())}, {int(y.max())}], outside the "
+                f"{k} declared classes 0..{k - 1}"
+            )
+    n_train_classes = len(np.unique(np.asarray(data.y_train)))
+    if k < 2 or n_train_classes < 2:
+        raise DataError(
+            f"{src}: y_train holds a single class; classification needs at least 2 classes "
+            "(for a regression target, store it as floats)"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Small helpers: locating data, hashing, caching
 # --------------------------------------------------------------------------------------------
@@ -151,7 +226,8 @@ def find_data_dir(name: str, data_dir: PathLike | None) -> Path:
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.exists():
-            raise DataError(f"{path}: data directory for {name!r} does not exist")
+            what = f"data directory for {name!r}" if name else "--data-dir path"
+            raise DataError(f"{path}: {what} does not exist")
         return path
     env = os.environ.get("METALOSS_DATA_DIR")
     if env:
@@ -257,16 +333,25 @@ _IDX_DTYPES = {
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e.strerror or e})") from None
+    """The bytes of a (possibly gzipped) data file, at most :data:`MAX_DATA_BYTES` of them
+    (compressed or not: a gzip bomb stops at the limit)."""
+    from metaloss.io import read_bytes_capped
+
+    raw = read_bytes_capped(path, MAX_DATA_BYTES, DataError)
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        return gzip.decompress(raw)
+        d = zlib.decompressobj(wbits=31)  # gzip container
+        out = d.decompress(raw, MAX_DATA_BYTES + 1)
+        if len(out) > MAX_DATA_BYTES:
+            raise DataError(f"{path}: decompresses to more than {MAX_DATA_BYTES} bytes")
+        if not d.eof:
+            raise EOFError
+        if d.unused_data:  # concatenated gzip members (rare): fall back to the full reader
+            out = gzip.decompress(raw)
+            if len(out) > MAX_DATA_BYTES:
+                raise DataError(f"{path}: decompresses to more than {MAX_DATA_BYTES} bytes")
+        return out
     except EOFError:
         raise DataError(f"{path}: truncated gzip file (compressed stream ends early)") from None
     except (OSError, zlib.error) as e:
@@ -504,15 +589,29 @@ class _Decoder:
         from PIL import Image, UnidentifiedImageError
 
         hint = ("JPEG",) if name.lower().endswith((".jpg", ".jpeg")) else ("PNG",)
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
         try:
-            try:
-                im = Image.open(io.BytesIO(blob), formats=hint)
-            except UnidentifiedImageError:  # wrong extension: let PIL guess
-                im = Image.open(io.BytesIO(blob))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                try:
+                    im = Image.open(io.BytesIO(blob), formats=hint)
+                except UnidentifiedImageError:  # wrong extension: let PIL guess
+                    im = Image.open(io.BytesIO(blob))
+            w, h = im.size  # read from the header: nothing is decoded yet
+            if w * h > MAX_IMAGE_PIXELS:
+                im.close()
+                raise DataError(
+                    f"{self.where}: image {name} is {w}x{h}, over the limit of "
+                    f"{MAX_IMAGE_PIXELS} pixels"
+                )
             with im:
                 if im.mode not in ("L", "RGB"):
                     im = im.convert("L" if im.mode in ("1", "LA", "La", "I", "I;16") else "RGB")
                 pixels, gray, size = im.tobytes(), im.mode == "L", im.size
+        except Image.DecompressionBombError:
+            raise DataError(
+                f"{self.where}: image {name} is over the limit of {MAX_IMAGE_PIXELS} pixels"
+            ) from None
         except (OSError, ValueError, SyntaxError) as e:
             raise DataError(f"{self.where}: cannot decode image {name} ({e})") from None
         if self.size is None:
@@ -549,6 +648,11 @@ class _ZipReader:
 
     def read(self, name: str) -> bytes:
         info = self.zf.getinfo(name)
+        if info.file_size > MAX_IMAGE_FILE_BYTES:  # a zip bomb: refused before inflating
+            raise DataError(
+                f"{self.path}: zip member {name} is {info.file_size} bytes, over the limit of "
+                f"{MAX_IMAGE_FILE_BYTES}"
+            )
         off = info.header_offset
         head = self.raw[off : off + 30]
         if (
@@ -609,7 +713,7 @@ def _decode_image_folder(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
         layout = _folder_from_dirs(path)
         classes = _check_classes(where, layout, os.sep)
         decoded = {
-            split: [[decode((path / n).read_bytes(), n) for n in layout[split][c]] for c in classes]
+            split: [[decode(_read_image(path / n), n) for n in layout[split][c]] for c in classes]
             for split in ("train", "test")
         }
     gray = all(g for split in decoded.values() for per_cls in split for _, g in per_cls)
@@ -698,14 +802,17 @@ _CIFAR10_NAMES = [
 _CIFAR_PIXELS = 3 * 32 * 32
 
 
+def _read_image(path: Path) -> bytes:
+    from metaloss.io import read_bytes_capped
+
+    return read_bytes_capped(path, MAX_IMAGE_FILE_BYTES, DataError)
+
+
 def _read_cifar_records(path: Path, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    from metaloss.io import read_bytes_capped
+
     record = n_labels + _CIFAR_PIXELS
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e.strerror or e})") from None
+    raw = read_bytes_capped(path, MAX_DATA_BYTES, DataError)
     if not raw or len(raw) % record:
         raise DataError(
             f"{path}: length {len(raw)} bytes is not a positive multiple of the {record}-byte "
@@ -1017,20 +1124,42 @@ def _finite_inputs(path: Path, name: str, x: np.ndarray) -> np.ndarray:
         return _to_unit_float(x)
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: {name} has non-numeric dtype {x.dtype}")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e39 -> inf, refused just below
+        x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{path}: {name} contains NaN or infinite values")
+        raise DataError(f"{path}: {name} contains NaN or infinite values (as float32)")
     return x
+
+
+def _split_whole(path: Path, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """One ``X, y`` pair -> train/test arrays by the seeded 80/20 split of a CSV (stratified
+    for class labels)."""
+    if x.ndim < 2 or len(x) != len(y):
+        raise DataError(
+            f"{path}: X {x.shape} and y {y.shape} need the same number of rows (X at least 2-D)"
+        )
+    tr, te = stratified_split(y, 0.2, seed=0)
+    return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te]}
 
 
 def _load_npz(path: Path) -> ArrayData:
     keys = ("x_train", "y_train", "x_test", "y_test")
+    whole = False
     try:
         with np.load(path, allow_pickle=False) as npz:
+            pair = next((p for p in (("X", "y"), ("x", "y")) if set(p) <= set(npz.files)), None)
             missing = [k for k in keys if k not in npz.files]
+            if missing and pair is None:
+                raise DataError(
+                    f"{path}: missing arrays {missing} (needs {list(keys)}, or X and y)"
+                )
             if missing:
-                raise DataError(f"{path}: missing arrays {missing} (needs {list(keys)})")
-            arrays = {k: npz[k] for k in (*keys, "classes") if k in npz.files}
+                arrays = _split_whole(path, npz[pair[0]], npz[pair[1]])
+                whole = True
+                if "classes" in npz.files:
+                    arrays["classes"] = npz["classes"]
+            else:
+                arrays = {k: npz[k] for k in (*keys, "classes") if k in npz.files}
     except DataError:
         raise
     except ValueError as e:
@@ -1069,7 +1198,8 @@ def _load_npz(path: Path) -> ArrayData:
         y_test = _finite_inputs(path, "y_test", y_test)
         if y_train.shape[1:] != y_test.shape[1:]:
             raise DataError(f"{path}: y_train {y_train.shape} and y_test {y_test.shape} differ")
-    return ArrayData(x_train, y_train, x_test, y_test, classes, f"arrays in {path}")
+    split = " (seeded 80/20 split of X, y)" if whole else ""
+    return ArrayData(x_train, y_train, x_test, y_test, classes, f"arrays in {path}{split}")
 
 
 def _load_csv(path: Path) -> ArrayData:
@@ -1124,11 +1254,14 @@ def _load_csv(path: Path) -> ArrayData:
     else:
         tr, te = stratified_split(y.astype(np.int64) if classification else y, 0.2, seed=0)
         source = f"CSV {path} (seeded 80/20 split)"
-    x = x.astype(np.float32)
+    source += f", label column {header[numeric[-1]]!r}"
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused by validate_arrays
+        x = x.astype(np.float32)
     if classification:
         y_train, y_test, classes = _as_labels(y[tr], y[te])
         return ArrayData(x[tr], y_train, x[te], y_test, classes, source)
-    y = y.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = y.astype(np.float32)
     return ArrayData(x[tr], y[tr], x[te], y[te], None, source)
 
 
@@ -1136,7 +1269,8 @@ def load_arrays(path: PathLike) -> ArrayData:
     """A user's own arrays, from a ``.npz`` or a ``.csv`` file.
 
     ``.npz`` (read with ``allow_pickle=False``): arrays ``x_train``, ``y_train``, ``x_test``,
-    ``y_test`` and optionally ``classes`` (strings). ``uint8`` inputs are taken as pixels and
+    ``y_test`` and optionally ``classes`` (strings); or just ``X`` and ``y`` (or ``x``, ``y``),
+    split like a CSV without a ``split`` column. ``uint8`` inputs are taken as pixels and
     scaled to ``[0, 1]``; other inputs become ``float32``. Integer 1-D targets are class labels
     (with ``classes``: labels must be in ``0..len(classes)-1``; without: the distinct values,
     sorted, become classes ``0..K-1`` named after the values); float targets are regression.

@@ -1,0 +1,138 @@
+"""The "cross-entropy with a learned step" controls: each meta-optimiser, one scalar.
+
+A learned loss can beat cross-entropy at the task's default learning rate by being a
+larger step. The control for a method spends the same meta-optimiser and budget on
+:class:`~metaloss.losses.scaled.ScaledLoss`, the task loss (cross-entropy, MSE for
+regression) times one learnable scale, so it can learn the step and nothing else:
+
+- ``meta="unrolled"`` (the ML3 control): the scale is meta-learned offline through
+  unrolled training, exactly as ML3 trains its network (same ``ML3Config`` options);
+- ``meta="online"`` (the AdaLFL control): the scale adapts online during the meta-test
+  run, as in AdaLFL (an online learned learning-rate schedule; same ``AdaLFLConfig``);
+- ``meta="search"`` (the EvoMAL / GP-LFL / TaylorGLO control): ``candidates`` scales,
+  log-spaced over ``[min_scale, max_scale]``, scored by the same fitness protocol (a short
+  training run on the search stream, validation metric); the best one is kept.
+
+A method row that does not beat its control is not a better loss shape.
+
+Example:
+    >>> import metaloss as ml
+    >>> task = ml.tasks.get("iris-linear")
+    >>> res = ml.learn("ce-step", task, meta="search", candidates=4, fitness_steps=30)
+    >>> res.loss.kind, len(res.hall_of_fame)
+    ('scaled', 4)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metaloss.errors import ConfigError
+from metaloss.losses.scaled import ScaledLoss
+from metaloss.results import LearnResult
+from metaloss.tasks.base import Task
+
+__all__ = ["learn_ce_step", "CONTROL_OF"]
+
+# method -> (meta-optimiser of its control)
+CONTROL_OF = {
+    "ml3": "unrolled",
+    "adalfl": "online",
+    "evomal": "search",
+    "gplfl": "search",
+    "taylorglo": "search",
+}
+
+
+def learn_ce_step(
+    task: Task,
+    seed: int = 0,
+    progress: bool = False,
+    meta: str = "search",
+    run_dir: str | Path | None = None,
+    candidates: int = 24,
+    min_scale: float = 1 / 8,
+    max_scale: float = 64.0,
+    fitness_steps: int = 500,
+    evaluator: str = "serial",
+    **options: Any,
+) -> LearnResult:
+    """``metaloss.learn("ce-step", task, meta=...)``: learn only a scale on the task loss."""
+    if meta == "unrolled":
+        from metaloss.meta.unrolled import learn_ml3
+
+        res = learn_ml3(task, seed=seed, progress=progress, loss=ScaledLoss(), run_dir=run_dir,
+                        **options)  # fmt: skip
+    elif meta == "online":
+        from metaloss.meta.online import learn_adalfl
+
+        res = learn_adalfl(task, seed=seed, progress=progress, loss=ScaledLoss(), run_dir=run_dir,
+                           **options)  # fmt: skip
+    elif meta == "search":
+        res = _search(task, seed, candidates, min_scale, max_scale, fitness_steps, evaluator,
+                      options)  # fmt: skip
+    else:
+        raise ConfigError(f"ce-step: meta must be unrolled, online or search, got {meta!r}")
+    res.method = "ce-step"
+    res.config = {**res.config, "meta": meta}
+    res.info = {**res.info, "scale": res.loss.scale}
+    return res
+
+
+def _search(
+    task: Task,
+    seed: int,
+    candidates: int,
+    min_scale: float,
+    max_scale: float,
+    fitness_steps: int,
+    evaluator: str,
+    options: dict[str, Any],
+) -> LearnResult:
+    from metaloss.evaluators import Candidate, make_evaluator
+    from metaloss.evaluators.serial import TrainFitness
+    from metaloss.seeds import search_seed
+
+    if candidates < 1:
+        raise ConfigError(f"ce-step: candidates must be >= 1, got {candidates}")
+    if not (0 < min_scale <= max_scale and math.isfinite(max_scale)):
+        raise ConfigError(f"ce-step: need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+    start = time.perf_counter()
+    scales = np.geomspace(min_scale, max_scale, candidates).tolist()
+    fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
+    ev = make_evaluator(evaluator, fitness, **options)
+    cands = [Candidate.from_loss(i, ScaledLoss(scale=s)) for i, s in enumerate(scales)]
+    fits = ev.evaluate(cands)
+    ok = [(f.value, s) for f, s in zip(fits, scales) if f.ok]
+    if not ok:
+        raise ConfigError("ce-step: every candidate scale failed (diverged)")
+    best_value, best_scale = min(ok)  # ties -> the smaller scale
+    hof = sorted(
+        (
+            {"fitness": f.value if f.ok else None, "formula": f"{s:.4g} * cross_entropy",
+             "scale": s}
+            for f, s in zip(fits, scales)
+        ),
+        key=lambda r: math.inf if r["fitness"] is None else r["fitness"],
+    )  # fmt: skip
+    return LearnResult(
+        method="ce-step",
+        task=task.name,
+        loss=ScaledLoss(scale=best_scale),
+        seconds=time.perf_counter() - start,
+        history=[{"scale": s, "fitness": f.value if f.ok else None} for f, s in zip(fits, scales)],
+        config={
+            "candidates": candidates,
+            "min_scale": min_scale,
+            "max_scale": max_scale,
+            "fitness_steps": fitness_steps,
+            "seed": seed,
+        },  # fmt: skip
+        hall_of_fame=hof,
+        info={"best_fitness": best_value},
+    )

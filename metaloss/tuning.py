@@ -1,0 +1,257 @@
+"""Learning-rate tuning: the same budget for every loss in a comparison, chosen on validation.
+
+A learned loss that scales cross-entropy's gradient by 20 is a learned step size, not a
+better loss. So every loss in a table - baselines and learned ones alike - is trained at
+every learning rate of a log-spaced grid around the task default (x1/4 ... x64 in factors
+of 2 by default) on *tuning seeds* (:func:`metaloss.seeds.tuning_seeds`, disjoint from
+every reporting seed), and the learning rate with the lowest mean validation metric wins.
+The grid widens by one factor of 2 at a time while the winner lies on an edge (at most
+``max_widen`` points per side). The test split is never read while tuning.
+
+Tie rule: grid points whose mean validation metrics are equal (within 1e-12) are decided in
+favour of the smaller learning rate. When the best two points differ by less than one
+validation sample (classification), the result carries a note: the validation split is too
+small to separate them.
+
+A loss's grid on one seed is one population of one architecture: it trains as one vmapped
+batch with a per-member learning rate (:func:`metaloss.evaluators.batched.train_lr_grid`),
+and falls back to serial runs for models ``vmap`` cannot batch (dropout).
+
+Example:
+    >>> import metaloss as ml
+    >>> from metaloss.tuning import TuneConfig, tune_lr
+    >>> task = ml.tasks.get("iris-linear")
+    >>> config = task.defaults.with_(steps=50, lr=0.01)
+    >>> res = tune_lr(task, ml.losses.get_loss("ce"), config,
+    ...               TuneConfig(factors=(1, 4, 16), seeds=1, max_widen=0))
+    >>> [p.lr for p in res.points] == [0.01, 0.04, 0.16] and res.lr in (0.01, 0.04, 0.16)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from metaloss.errors import ConfigError
+from metaloss.seeds import tuning_seeds
+from metaloss.tasks.base import Task, TrainConfig
+
+__all__ = ["TuneConfig", "GridPoint", "LrTuning", "tune_lr", "DEFAULT_FACTORS"]
+
+DEFAULT_FACTORS: tuple[float, ...] = tuple(2.0**k for k in range(-2, 7))  # x1/4 ... x64
+TIE = 1e-12
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How a loss's learning rate is tuned.
+
+    Attributes:
+        factors: grid of multipliers of the task's default learning rate (log-spaced).
+        seeds: number of tuning seeds (``2**30 + i``, disjoint from reporting seeds).
+        max_widen: grid points added per side while the winner lies on an edge.
+        batched: train each seed's grid as one vmapped population (``None``: when possible).
+    """
+
+    factors: tuple[float, ...] = DEFAULT_FACTORS
+    seeds: int = 2
+    max_widen: int = 3
+    batched: bool | None = None
+
+    def __post_init__(self) -> None:
+        factors = tuple(float(f) for f in self.factors)
+        if not factors or any(not (f > 0 and math.isfinite(f)) for f in factors):
+            raise ConfigError(f"tune: factors must be positive and finite, got {self.factors}")
+        if len(set(factors)) != len(factors):
+            raise ConfigError(f"tune: factors must be distinct, got {self.factors}")
+        object.__setattr__(self, "factors", tuple(sorted(factors)))
+        if self.seeds < 1:
+            raise ConfigError(f"tune: seeds must be >= 1, got {self.seeds}")
+        if self.max_widen < 0:
+            raise ConfigError(f"tune: max_widen must be >= 0, got {self.max_widen}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "factors": list(self.factors),
+            "seeds": self.seeds,
+            "max_widen": self.max_widen,
+            "batched": self.batched,
+        }
+
+
+@dataclass
+class GridPoint:
+    """Validation metric of one learning rate on every tuning seed."""
+
+    lr: float
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "mean_val": _num(self.mean), "val": [_num(v) for v in self.values]}
+
+
+@dataclass
+class LrTuning:
+    """The outcome of :func:`tune_lr`: the chosen learning rate and the whole grid."""
+
+    lr: float
+    points: list[GridPoint]
+    seeds: list[int]
+    widened: int = 0
+    note: str = ""
+    seconds: float = 0.0
+    batched: bool = False
+    rule: str = "lowest mean validation metric over tuning seeds; ties -> smaller lr"
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> GridPoint:
+        return next(p for p in self.points if p.lr == self.lr)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "best_mean_val": _num(self.best.mean),
+            "seeds": self.seeds,
+            "widened": self.widened,
+            "note": self.note,
+            "seconds": round(self.seconds, 3),
+            "batched": self.batched,
+            "rule": self.rule,
+            "grid": [p.to_dict() for p in self.points],
+            "config": self.config,
+        }
+
+
+def _num(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def _has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
+def choose(points: Sequence[GridPoint]) -> GridPoint:
+    """The winning grid point: lowest mean validation metric; ties -> smaller lr."""
+    if not points:
+        raise ConfigError("tune: empty grid")
+    ordered = sorted(points, key=lambda p: p.lr)
+    best = ordered[0]
+    for p in ordered[1:]:
+        if p.mean < best.mean - TIE:  # strictly better (a tie keeps the smaller lr)
+            best = p
+    return best
+
+
+def _grid_runner(
+    task: Task, loss: Callable, config: TrainConfig, batched: bool
+) -> tuple[Callable[[int, list[float]], list[float]], bool]:
+    """A function ``(seed, lrs) -> validation metrics`` and whether it batches."""
+    from metaloss.training import train
+
+    def serial(seed: int, lrs: list[float]) -> list[float]:
+        return [train(task, loss, config, seed=seed, lr=lr, test=False).val_metric for lr in lrs]
+
+    if not batched:
+        return serial, False
+    from metaloss.evaluators.batched import _VmapError, train_lr_grid
+
+    state = {"batched": True}
+
+    def run(seed: int, lrs: list[float]) -> list[float]:
+        if state["batched"]:
+            try:
+                return train_lr_grid(task, loss, config, seed, lrs)  # type: ignore[arg-type]
+            except _VmapError:
+                state["batched"] = False
+        return serial(seed, lrs)
+
+    return run, True
+
+
+def tune_lr(
+    task: Task,
+    loss: Callable,
+    config: TrainConfig | None = None,
+    tune: TuneConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LrTuning:
+    """Choose ``loss``'s learning rate on validation over tuning seeds (see the module doc).
+
+    ``config`` is the training protocol (default: the task's); its ``lr`` is the grid's
+    centre. ``progress(n)`` is called after every ``n`` finished training runs.
+    """
+    from metaloss.losses.base import Loss
+
+    config = config or task.defaults
+    tune = tune or TuneConfig()
+    seeds = tuning_seeds(tune.seeds)
+    batched = tune.batched
+    if batched is None:
+        batched = isinstance(loss, Loss) and not _has_dropout(task.make_model(seeds[0]))
+    if batched and not isinstance(loss, Loss):
+        raise ConfigError("tune: the batched grid needs a metaloss Loss module")
+    run, batched = _grid_runner(task, loss, config, bool(batched))
+    start = time.perf_counter()
+    points: dict[float, GridPoint] = {}
+
+    def evaluate(lrs: list[float]) -> None:
+        lrs = [lr for lr in lrs if lr not in points]
+        if not lrs:
+            return
+        per_seed = [run(s, lrs) for s in seeds]
+        for i, lr in enumerate(lrs):
+            points[lr] = GridPoint(lr, [float(v[i]) for v in per_seed])
+        if progress is not None:
+            progress(len(lrs) * len(seeds))
+
+    base = config.lr
+    evaluate([base * f for f in tune.factors])
+    step_up = tune.factors[-1] / tune.factors[-2] if len(tune.factors) > 1 else 2.0
+    step_down = tune.factors[1] / tune.factors[0] if len(tune.factors) > 1 else 2.0
+    widened = {"up": 0, "down": 0}
+    while True:
+        best = choose(list(points.values()))
+        lrs = sorted(points)
+        if best.lr == lrs[-1] and widened["up"] < tune.max_widen:
+            widened["up"] += 1
+            evaluate([lrs[-1] * step_up])
+        elif best.lr == lrs[0] and widened["down"] < tune.max_widen and len(lrs) > 1:
+            widened["down"] += 1
+            evaluate([lrs[0] / step_down])
+        else:
+            break
+    ordered = sorted(points.values(), key=lambda p: p.lr)
+    best = choose(ordered)
+    notes = []
+    if best.lr in (ordered[0].lr, ordered[-1].lr) and len(ordered) > 1:
+        notes.append(f"the best lr {best.lr:g} is still on the grid's edge")
+    if task.classification and len(ordered) > 1:
+        runner = min((p for p in ordered if p is not best), key=lambda p: p.mean)
+        if abs(runner.mean - best.mean) < 1.0 / len(task.val):
+            notes.append(
+                f"the validation split ({len(task.val)} samples) is too small to separate "
+                f"lr {best.lr:g} from lr {runner.lr:g} (mean val {best.mean:.4f} vs "
+                f"{runner.mean:.4f}, less than one sample apart)"
+            )
+    return LrTuning(
+        lr=best.lr,
+        points=ordered,
+        seeds=seeds,
+        widened=widened["up"] + widened["down"],
+        note="; ".join(notes),
+        seconds=time.perf_counter() - start,
+        batched=batched,
+        config=tune.to_dict(),
+    )

@@ -1,0 +1,232 @@
+"""Fair comparisons: lr tuning on validation, disjoint seeds, search streams, statistics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import metaloss as ml
+from metaloss.errors import ConfigError
+from metaloss.evaluators.batched import train_lr_grid
+from metaloss.results import EvalReport, EvalRow, holm, welch_ci
+from metaloss.seeds import REPORT_LIMIT, check_seed, same_stream, search_seed, tuning_seeds
+from metaloss.tasks.base import Split
+from metaloss.tuning import GridPoint, TuneConfig, choose, tune_lr
+
+
+class PoisonedSplit(Split):
+    """A split whose data raises when read: proves a code path never touches it."""
+
+    @property
+    def x(self):  # type: ignore[override]
+        raise AssertionError("the test split was read")
+
+    @x.setter
+    def x(self, value):
+        self._x = value
+
+
+def _flipped_test(task):
+    """The task with test labels shifted by one class: test disagrees with validation."""
+    from dataclasses import replace
+
+    k = task.num_outputs
+    return replace(task, test=Split(task.test.x, (task.test.y + 1) % k))
+
+
+def test_tuning_picks_by_validation_never_test():
+    task = ml.tasks.get("digits-linear")
+    ce = ml.losses.get_loss("ce")
+    config = task.defaults.with_(steps=60, lr=0.01)
+    tune = TuneConfig(factors=(1 / 8, 1, 8, 64), seeds=2, max_widen=0, batched=False)
+    from dataclasses import replace
+
+    poisoned = replace(task, test=PoisonedSplit(task.test.x, task.test.y))
+    res = tune_lr(poisoned, ce, config, tune)  # would raise if the test split were read
+    # oracle: serial runs, mean validation error per lr, on the tuning seeds
+    flipped = _flipped_test(task)
+    val, test = {}, {}
+    for f in tune.factors:
+        lr = 0.01 * f
+        runs = [ml.train(flipped, ce, config, seed=s, lr=lr) for s in tuning_seeds(2)]
+        val[lr] = np.mean([r.val_metric for r in runs])
+        test[lr] = np.mean([r.test_metric for r in runs])
+    best_val = min(sorted(val), key=lambda lr: val[lr])
+    best_test = min(sorted(test), key=lambda lr: test[lr])
+    assert res.lr == pytest.approx(best_val)
+    assert best_test != best_val  # the constructed case: test would have chosen otherwise
+    assert [p.mean for p in res.points] == pytest.approx([val[lr] for lr in sorted(val)])
+
+
+def test_tie_rule_and_widening(monkeypatch):
+    pts = [GridPoint(0.1, [0.2]), GridPoint(0.2, [0.1]), GridPoint(0.4, [0.1])]
+    assert choose(pts).lr == 0.2  # tie -> the smaller lr
+    from metaloss import tuning
+
+    calls: list[list[float]] = []
+
+    def fake_runner(task, loss, config, batched):
+        def run(seed, lrs):
+            calls.append(list(lrs))
+            return [abs(math.log2(lr / 0.08)) / 10 for lr in lrs]  # best at lr 0.08
+
+        return run, False
+
+    monkeypatch.setattr(tuning, "_grid_runner", fake_runner)
+    task = ml.tasks.get("iris-linear")
+    config = task.defaults.with_(lr=0.01)
+    res = tune_lr(task, None, config, TuneConfig(factors=(1, 2), seeds=1, batched=False))
+    assert res.lr == pytest.approx(0.08) and res.widened == 3  # 0.04, 0.08, then 0.16
+    assert [p.lr for p in res.points] == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.16])
+    assert res.note == ""
+    capped = tune_lr(task, None, config, TuneConfig(factors=(1, 2), seeds=1, max_widen=1,
+                                                    batched=False))  # fmt: skip
+    assert capped.lr == pytest.approx(0.04) and "edge" in capped.note
+
+
+def test_tuning_and_reporting_seeds_are_disjoint():
+    report = ml.evaluate(
+        "ce", ml.tasks.get("iris-linear"), seeds=3, steps=20,
+        tune_config=TuneConfig(factors=(1, 2), seeds=2, max_widen=0),
+    )  # fmt: skip
+    tuning = report.rows[0].tuning
+    assert tuning is not None
+    assert not any(same_stream(a, b) for a in tuning["seeds"] for b in report.seeds)
+    with pytest.raises(ConfigError, match="seed"):
+        ml.evaluate("ce", ml.tasks.get("iris-linear"), seeds=[REPORT_LIMIT], steps=5)
+    with pytest.raises(ConfigError):
+        check_seed(-1)
+
+
+def test_search_streams_never_meet_reporting_or_tuning_seeds():
+    for run in range(50):
+        for stream in ("fitness", "filter", "meta-init", "meta-batches", "meta-fresh"):
+            s = search_seed(run, stream)
+            assert 2**31 <= s % 2**32 < 2**32 - 2**16
+            for t in (run, run + 1, *tuning_seeds(4)):  # run + 1: the augmentation stream
+                assert not same_stream(s, t)
+
+
+def test_search_runs_differ_from_the_meta_test_run(monkeypatch):
+    """Same user seed: fitness runs and meta-training use other inits and batch orders."""
+    from metaloss.evaluators import serial
+    from metaloss.meta.unrolled import MetaStepper, ML3Config
+    from metaloss.training import Batcher
+
+    task = ml.tasks.get("iris-linear")
+    seed = 3
+    seen: list[int] = []
+    real_train = serial.train
+
+    def spy(task_, loss, config=None, seed=0, **kw):
+        seen.append(seed)
+        return real_train(task_, loss, config, seed=seed, **kw)
+
+    monkeypatch.setattr(serial, "train", spy)
+    ml.learn("taylorglo", task, seed=seed, generations=1, popsize=2, fitness_steps=5)
+    ml.learn("gplfl", task, seed=seed, population=4, generations=1, fitness_steps=5,
+             seed_trees="baselines")  # fmt: skip
+    assert seen and not any(same_stream(s, seed) or same_stream(s, seed + 1) for s in seen)
+
+    stepper = MetaStepper(ml.losses.NeuralLoss.ml3(), task, ML3Config(meta_steps=1), seed=seed)
+    meta_test = task.make_model(seed)
+    for p, q in zip(stepper.model.parameters(), meta_test.parameters()):
+        assert not torch.equal(p, q)
+    for name, p in meta_test.named_parameters():
+        assert not torch.equal(stepper.params[name], p)
+    bs = task.defaults.batch_size
+    assert not torch.equal(stepper.batches.next(), Batcher(len(task.train), bs, seed, "cpu").next())
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "diabetes-mlp"])
+def test_batched_lr_grid_equals_serial(name):
+    torch.set_num_threads(1)
+    task = ml.tasks.get(name)
+    loss = task.task_loss()
+    config = task.defaults.with_(steps=80, lr=0.01)
+    lrs = [0.0025, 0.01, 0.04, 0.16]
+    batched = train_lr_grid(task, loss, config, 7, lrs)
+    serial = [ml.train(task, loss, config, seed=7, lr=lr, test=False).val_metric for lr in lrs]
+    if task.classification:
+        assert batched == serial
+    else:  # MSE: continuous, equal up to float summation order
+        assert batched == pytest.approx(serial, rel=1e-4)
+
+
+def test_batched_lr_grid_momentum_and_adam_equal_serial():
+    task = ml.tasks.get("diabetes-mlp")
+    loss = task.task_loss()
+    for cfg in (
+        task.defaults.with_(steps=50, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        task.defaults.with_(steps=50, lr=1e-3, optimizer="adam"),
+    ):
+        lrs = [cfg.lr / 2, cfg.lr, cfg.lr * 2]
+        batched = train_lr_grid(task, loss, cfg, 1, lrs)
+        serial = [ml.train(task, loss, cfg, seed=1, lr=lr, test=False).val_metric for lr in lrs]
+        assert batched == pytest.approx(serial, rel=1e-4)
+
+
+def test_holm_matches_hand_computed_example():
+    # sorted p: 0.01*4 = 0.04; 0.03*3 = 0.09; 0.04*2 = 0.08 -> monotone 0.09; 0.2*1 = 0.2
+    assert holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = holm([math.nan, 0.02])
+    assert math.isnan(out[0]) and out[1] == pytest.approx(0.02)  # NaN is not a comparison
+
+
+def test_welch_ci_matches_scipy():
+    a, b = [0.1, 0.12, 0.15, 0.11], [0.2, 0.18, 0.25]
+    lo, hi = welch_ci(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((ref.low, ref.high))
+
+
+def test_bold_only_when_holm_significant():
+    base = EvalRow("ce", [0.10, 0.11, 0.12, 0.10, 0.11], [], 1.0)
+    better = EvalRow("a", [0.05, 0.06, 0.05, 0.06, 0.05], [], 1.0)
+    tie = EvalRow("b", [0.10, 0.12, 0.11, 0.10, 0.12], [], 1.0)
+    report = EvalReport("t", "error", 10, list(range(5)), [base, better, tie])
+    report.compare()
+    assert better.verdict == "better" and tie.verdict == "tie"
+    assert better.p_holm == pytest.approx(min(1.0, 2 * better.p_value))
+    table = report.markdown()
+    assert "**0.0540" in table and "**0.11" not in table
+
+
+def test_step_diagnostic_flags_rescaled_cross_entropy():
+    from metaloss.diagnostics import step_diagnostic
+
+    task = ml.tasks.get("digits-mlp")
+    scaled = step_diagnostic(ml.losses.ScaledLoss("ce", 7.0), task)
+    assert scaled.ratio == pytest.approx(7.0, rel=1e-5) and scaled.rescaled
+    assert "rescaled cross-entropy" in scaled.message
+    assert scaled.ratio_trained == pytest.approx(7.0, rel=1e-5)
+    mse = step_diagnostic(ml.losses.get_loss("mse"), task, config=task.defaults.with_(lr=0.3))
+    # at init softmax-MSE points where CE does; after CE training it no longer does
+    assert mse.cosine > 0.98 and mse.cosine_trained < 0.98
+    assert not mse.rescaled and mse.message == ""
+
+
+def test_ce_step_control_search_picks_lowest_validation(tmp_path):
+    task = ml.tasks.get("iris-linear")
+    res = ml.learn("ce-step", task, meta="search", candidates=3, fitness_steps=20)
+    best = min(r["fitness"] for r in res.hall_of_fame if r["fitness"] is not None)
+    assert res.info["best_fitness"] == best
+    chosen = next(r for r in res.hall_of_fame if r["fitness"] == best)
+    assert res.loss.scale == pytest.approx(chosen["scale"], rel=1e-6)
+    res.save(tmp_path / "run")
+    loaded = ml.load(tmp_path / "run")
+    assert loaded.kind == "scaled" and loaded.scale == pytest.approx(res.loss.scale, rel=1e-6)
+
+
+def test_ce_step_control_unrolled_learns_only_a_scale():
+    task = ml.tasks.get("iris-linear")
+    res = ml.learn("ce-step", task, meta="unrolled", meta_steps=5, inner_lr=0.01)
+    assert res.loss.kind == "scaled" and [n for n, _ in res.loss.named_parameters()] == [
+        "log_scale"
+    ]
+    assert res.loss.scale != 1.0  # the meta-optimiser moved it
