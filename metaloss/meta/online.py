@@ -67,9 +67,9 @@ class AdaLFLConfig:
         check_fields(
             self,
             "adalfl",
-            positive=("adapt_every", "meta_lr", "steps", "lr", "batch_size"),
+            positive=("adapt_every", "steps", "lr", "batch_size"),
             non_negative=("init_steps", "max_grad_norm", "snapshots", "checkpoint_every",
-                          "momentum", "weight_decay"),
+                          "momentum", "weight_decay", "meta_lr"),  # meta_lr 0: no adaptation
         )  # fmt: skip
         if self.init_steps < 0 or self.adapt_every < 1 or self.snapshots < 0:
             raise ConfigError("adalfl: init_steps >= 0, adapt_every >= 1, snapshots >= 0")
