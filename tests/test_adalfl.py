@@ -258,3 +258,28 @@ def test_continue_online_reuses_the_runs_adaptation_settings(iris, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(res.loss.parameters(), frozen.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_evaluate_continues_adalfl_online_unless_frozen(tmp_path):
+    """ml.evaluate on an AdaLFL run adapts the loss online (the method's protocol)."""
+    from metaloss.meta.online import continue_online
+    from metaloss.tuning import TuneConfig
+
+    task = ml.tasks.get("iris-linear")
+    run = ml.learn("adalfl", task, seed=0, init_steps=3, steps=30)
+    run.save(tmp_path / "run")
+    config = task.defaults.with_(steps=25)
+    tune = TuneConfig(factors=(1.0,), seeds=1, max_widen=0)
+    online = ml.evaluate([tmp_path / "run"], task, seeds=[1], config=config, tune_config=tune)
+    row = online.rows[0]
+    assert row.name.endswith("(online)") and row.tuning["rule"].endswith(
+        "(fixed grid: online runs)"
+    )
+    ref = continue_online(tmp_path / "run", task, seed=1, config=config.with_(lr=row.lr))
+    assert row.values == [ref.test_metric]
+    frozen = ml.evaluate(
+        [tmp_path / "run"], task, seeds=[1], config=config, tune_config=tune, frozen=True
+    )
+    plain = ml.train(task, ml.load(tmp_path / "run"), config.with_(lr=frozen.rows[0].lr), seed=1)
+    assert frozen.rows[0].values == [plain.test_metric]
+    assert not frozen.rows[0].name.endswith("(online)")
