@@ -195,7 +195,7 @@ def main() -> None:
                 per_seed.setdefault(metric, {}).setdefault(name, []).append(value)
         print(
             f"seed {seed}: meta {meta_s:.0f} s, eval {meta[-1]['eval_seconds']:.0f} s, "
-            f"held-out fitness {res.info.get('initial_fitness'):.4f} -> "
+            f"report-task fitness {res.info.get('final_initial_fitness'):.4f} -> "
             f"{res.info.get('final_fitness'):.4f}, grad ratio {ratio:.2f}",
             flush=True,
         )

@@ -90,6 +90,7 @@ def evaluate(
     tune: str | None = "lr",
     tune_config: TuneConfig | None = None,
     diagnose: bool = True,
+    frozen: bool = False,
     **overrides: Any,
 ) -> EvalReport:
     """Train a fresh model per seed with every loss; mean +- std of the test metric.
@@ -103,6 +104,10 @@ def evaluate(
     loss at the configured learning rate (not a fair comparison of losses). With
     ``diagnose`` every learned (non-baseline) loss gets the step diagnostic against the
     task loss (:func:`metaloss.diagnostics.step_diagnostic`).
+
+    An AdaLFL run directory keeps adapting its loss online in every training run, as the
+    method defines (:func:`metaloss.meta.online.continue_online`; its row is named
+    ``NAME (online)``); ``frozen=True`` trains with the saved loss, never updated.
     """
     from metaloss.losses.handcrafted import BASELINES
     from metaloss.progress import progress_bar
@@ -121,27 +126,36 @@ def evaluate(
         raise ConfigError(f"evaluate: tune must be 'lr' or None, got {tune!r}")
     tune = None if tune == "none" else tune
     config = (config or task.defaults).with_(**overrides)
-    named = [resolve_loss(b) for b in baselines] + [resolve_loss(x) for x in losses]
+    named = [(*resolve_loss(b), None) for b in baselines]
+    named += [(*resolve_loss(x), _online_source(x, frozen)) for x in losses]
     tune_config = tune_config or TuneConfig()
     grid = len(tune_config.factors) * tune_config.seeds if tune else 0
     total = len(named) * (len(seed_list) + grid)
     rows = []
     with progress_bar(total, f"evaluate {task.name}", enabled=progress) as advance:
-        for name, loss in named:
+        for name, loss, online in named:
             tuning = None
             row_config = config
             if tune:
-                tuning = tune_lr(task, loss, config, tune_config, progress=advance)
+                if online is not None:
+                    tuning = _tune_online_run(online, task, config, tune_config, advance)
+                else:
+                    tuning = tune_lr(task, loss, config, tune_config, progress=advance)
                 row_config = config.with_(lr=tuning.lr)
             vals, val_vals = [], []
             start = time.perf_counter()
             for s in seed_list:
-                res = train(task, loss, row_config, seed=s)
+                if online is not None:
+                    from metaloss.meta.online import continue_online
+
+                    res = continue_online(online, task, seed=s, config=row_config)
+                else:
+                    res = train(task, loss, row_config, seed=s)
                 vals.append(res.test_metric)
                 val_vals.append(res.val_metric)
                 advance(1)
             row = EvalRow(
-                name,
+                f"{name} (online)" if online is not None else name,
                 vals,
                 val_vals,
                 time.perf_counter() - start,
@@ -167,3 +181,44 @@ def evaluate(
             report.notes.append(f"{r.name}: {r.diagnostic['message']}")
     report.compare()
     return report
+
+
+def _online_source(spec: str | Loss | Path, frozen: bool) -> Path | None:
+    """The run directory of an AdaLFL run that keeps adapting online (None otherwise)."""
+    if frozen or isinstance(spec, Loss) or not Path(str(spec)).is_dir():
+        return None
+    from metaloss.meta.online import is_online_loss
+
+    return Path(str(spec)) if is_online_loss(Path(str(spec))) else None
+
+
+def _tune_online_run(
+    run: Path, task: Task, config: TrainConfig, tune: TuneConfig, advance: Callable[..., None]
+) -> Any:
+    """The lr grid for an online (AdaLFL) run: whole online runs on the tuning seeds.
+
+    The test split is never read: the runs see the validation split in its place. The
+    fixed grid is used (no widening: each point is a whole online run).
+    """
+    from dataclasses import replace
+
+    from metaloss.meta.online import continue_online
+    from metaloss.seeds import tuning_seeds
+    from metaloss.tuning import GridPoint, LrTuning, choose
+
+    start = time.perf_counter()
+    hidden = replace(task, test=task.val)  # never read the test split while tuning
+    seeds = tuning_seeds(tune.seeds)
+    points = []
+    for f in tune.factors:
+        lr = config.lr * f
+        vals = [
+            continue_online(run, hidden, seed=s, config=config.with_(lr=lr)).val_metric
+            for s in seeds
+        ]
+        advance(len(seeds))
+        points.append(GridPoint(lr, [float(v) for v in vals]))
+    best = choose(points)
+    return LrTuning(best.lr, points, seeds, seconds=time.perf_counter() - start,
+                    rule="lowest mean validation metric over tuning seeds; ties -> smaller lr "
+                    "(fixed grid: online runs)", config=tune.to_dict())  # fmt: skip

@@ -66,6 +66,13 @@ NesterovOpt = Annotated[
     bool | None, typer.Option("--nesterov/--no-nesterov", help="Nesterov momentum (task default)")
 ]
 WeightDecayOpt = Annotated[float | None, typer.Option(help="weight decay (task default)")]
+FrozenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--frozen",
+        help="train with an AdaLFL run's loss as saved (default: it keeps adapting online)",
+    ),
+]
 
 
 def _train_overrides(
@@ -170,6 +177,7 @@ def train(
     momentum: MomentumOpt = None,
     nesterov: NesterovOpt = None,
     weight_decay: WeightDecayOpt = None,
+    frozen: FrozenOpt = False,
     label_noise: LabelNoiseOpt = None,
     noise_kind: NoiseKindOpt = None,
     imbalance: ImbalanceOpt = None,
@@ -177,7 +185,7 @@ def train(
     variant_seed: VariantSeedOpt = None,
 ) -> None:
     """Train one model of TASK with a loss and print its validation and test metric."""
-    from metaloss.api import resolve_loss
+    from metaloss.api import _online_source, resolve_loss
     from metaloss.seeds import check_seed
     from metaloss.training import train as run_train
 
@@ -189,10 +197,18 @@ def train(
         train_fraction=train_fraction, variant_seed=variant_seed,
     )  # fmt: skip
     name, loss_fn = resolve_loss(loss)
-    res = run_train(
-        t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size, progress=not as_json,
-        **extra,
-    )  # fmt: skip
+    online = _online_source(loss, frozen)
+    if online is not None:  # AdaLFL: the loss keeps adapting while it trains the model
+        from metaloss.meta.online import continue_online
+
+        config = t.defaults.with_(steps=steps, lr=lr, batch_size=batch_size, **extra)
+        res = continue_online(online, t, seed=seed, config=config, progress=not as_json)
+        name = f"{name} (online)"
+    else:
+        res = run_train(
+            t, loss_fn, seed=seed, steps=steps, lr=lr, batch_size=batch_size,
+            progress=not as_json, **extra,
+        )  # fmt: skip
     out = {"task": t.name, "loss": name, "seed": seed, **res.to_dict()}
     if as_json:
         print(json.dumps(out))
@@ -227,6 +243,7 @@ def evaluate(
     momentum: MomentumOpt = None,
     nesterov: NesterovOpt = None,
     weight_decay: WeightDecayOpt = None,
+    frozen: FrozenOpt = False,
     label_noise: LabelNoiseOpt = None,
     noise_kind: NoiseKindOpt = None,
     imbalance: ImbalanceOpt = None,
@@ -260,7 +277,8 @@ def evaluate(
     baselines = [base] if baseline and not aliases & {n.lower() for n in names} else []
     report = run_eval(
         names, t, seeds=seeds, steps=steps, baselines=baselines, tune=tune,
-        tune_config=TuneConfig(seeds=tune_seeds), progress=not as_json, lr=lr, **extra,
+        tune_config=TuneConfig(seeds=tune_seeds), progress=not as_json, lr=lr, frozen=frozen,
+        **extra,
     )  # fmt: skip
     if out is not None:
         write_json(out, report.to_dict())

@@ -107,3 +107,39 @@ def test_neural_loss_gradcheck():
     logits = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 4, (3,))
     assert torch.autograd.gradcheck(lambda z: loss(z, labels), (logits,))
+
+
+@pytest.mark.parametrize(
+    ("init", "variance"),
+    [
+        ("torch", lambda fi, fo: 1 / (3 * fi)),  # U(-1/sqrt(fi), 1/sqrt(fi))
+        ("xavier", lambda fi, fo: 2 / (fi + fo)),  # Glorot: U(+-sqrt(6/(fi+fo)))
+        ("kaiming", lambda fi, fo: 2 / fi),  # He normal
+    ],
+)
+def test_neural_loss_init_variance(init, variance):
+    loss = NeuralLoss.ml3(hidden=(200, 200), init=init, seed=0)
+    w = loss.net[2].weight.detach()  # 200 x 200: 40,000 draws
+    expected = variance(200, 200)
+    assert abs(float(w.var()) / expected - 1) < 0.05
+    assert abs(float(w.mean())) < 0.05 * expected**0.5
+    if init == "xavier":
+        assert float(w.abs().max()) <= (6 / 400) ** 0.5
+    biased = NeuralLoss.adalfl(init=init, seed=0)
+    assert (float(biased.net[0].bias.abs().max()) == 0) == (init != "torch")
+
+
+def test_neural_loss_init_saved_and_loaded(tmp_path):
+    from metaloss import io
+
+    loss = NeuralLoss.ml3(init="xavier", seed=4)
+    default = NeuralLoss.ml3(seed=4)
+    assert not torch.equal(loss.net[0].weight, default.net[0].weight)
+    io.save_loss(tmp_path, loss)
+    back = io.load(tmp_path)
+    assert back.init == "xavier"
+    for a, b in zip(loss.parameters(), back.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(build_loss(loss.spec()).net[0].weight, loss.net[0].weight)  # seeded
+    with pytest.raises(ConfigError, match="init"):
+        NeuralLoss(init="orthogonal")

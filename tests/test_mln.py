@@ -169,7 +169,7 @@ def test_es_ask_tell_round_trip():
 def test_learn_mln_improves_and_saves(tmp_path):
     res = learn_mln(None, seed=0, **TINY)
     assert res.method == "mln" and len(res.history) == TINY["generations"]
-    assert res.info["final_fitness"] < res.info["initial_fitness"] - 0.3
+    assert res.info["final_fitness"] < res.info["final_initial_fitness"] - 0.3
     assert res.info["chosen"] in ("mean", "best")
     out = res.save(tmp_path / "run")
     loaded = io.load(out)
@@ -178,6 +178,25 @@ def test_learn_mln_improves_and_saves(tmp_path):
     assert torch.allclose(loaded(x, y), res.loss(x, y))
     g = make_linear_task(dim=5, classes=3, n_train=200, seed=123)
     assert not train(g.task, loaded, steps=20).diverged
+
+
+def test_learn_mln_reports_fitness_on_tasks_outside_the_selection():
+    """final_fitness is the chosen loss's score on tasks disjoint from those that chose it."""
+
+    opts = {**TINY, "generations": 1, "eval_tasks": 3}
+    res = learn_mln(None, seed=2, **opts)
+    chosen_on, reported_on = res.info["selection_task_seeds"], res.info["report_task_seeds"]
+    assert len(chosen_on) == len(reported_on) == 3 and not set(chosen_on) & set(reported_on)
+    meta_train_seeds = {s for g in range(5) for s in task_seeds(2, 0, g, TINY["tasks_per_eval"])}
+    assert not set(reported_on) & meta_train_seeds
+    common = {k: res.config[k] for k in ("dim", "train_steps", "n_train", "n_val", "seed")}
+    report = MLNFitness(
+        classes=res.config["classes"], tasks_per_eval=3, stream=3, lr=res.config["lr"], **common
+    )
+    assert [g.seed for g in report.tasks()] == reported_on
+    assert report.score(res.loss).value == pytest.approx(res.info["final_fitness"], abs=1e-12)
+    chosen = res.info[f"{res.info['chosen']}_fitness"]
+    assert chosen != res.info["final_fitness"]  # a different task set gives another value
 
 
 def test_learn_mln_resumes_and_accepts_cli_call(tmp_path):

@@ -55,6 +55,28 @@ def _activation(name: str, beta: float, gamma: float) -> nn.Module:
     return table[name]()
 
 
+INITS = ("torch", "xavier", "kaiming")
+
+
+@torch.no_grad()
+def _initialise(lin: nn.Linear, init: str, gen: torch.Generator) -> None:
+    """Seeded initialisation of one layer of the loss network (see ``NeuralLoss(init=)``)."""
+    fan_out, fan_in = lin.weight.shape
+    if init == "torch":
+        bound = 1.0 / fan_in**0.5
+        lin.weight.uniform_(-bound, bound, generator=gen)
+        if lin.bias is not None:
+            lin.bias.uniform_(-bound, bound, generator=gen)
+        return
+    if init == "xavier":
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        lin.weight.uniform_(-bound, bound, generator=gen)
+    else:  # kaiming
+        lin.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen)
+    if lin.bias is not None:
+        lin.bias.zero_()
+
+
 @register
 class NeuralLoss(OutputWiseLoss):
     """An MLP loss ``f_phi(y_hat_c, y_c [, extra])`` applied per output.
@@ -72,6 +94,10 @@ class NeuralLoss(OutputWiseLoss):
         class_reduction: ``sum`` or ``mean`` over outputs.
         beta, gamma: smooth leaky ReLU parameters.
         seed: initialisation seed (weights are deterministic for a seed).
+        init: weight initialisation: ``torch`` (uniform +-1/sqrt(fan_in), PyTorch's
+            ``nn.Linear`` default, biases alike), ``xavier`` (Glorot uniform, gain 1, zero
+            biases: the ML3 reference) or ``kaiming`` (He normal, std sqrt(2/fan_in), zero
+            biases: EvoMAL's re-implementation of ML3).
     """
 
     kind = "neural"
@@ -89,28 +115,28 @@ class NeuralLoss(OutputWiseLoss):
         beta: float = 10.0,
         gamma: float = 0.01,
         seed: int = 0,
+        init: str = "torch",
     ) -> None:
         super().__init__(class_reduction)
         if output not in ("softplus", "none"):
             raise ConfigError(f"neural loss output must be 'softplus' or 'none', got {output!r}")
         if inputs not in ("prob", "logprob"):
             raise ConfigError(f"neural loss inputs must be 'prob' or 'logprob', got {inputs!r}")
+        if init not in INITS:
+            raise ConfigError(f"neural loss init must be one of {', '.join(INITS)}, got {init!r}")
         if extra_dim < 0 or any(int(h) <= 0 for h in hidden):
             raise ConfigError("neural loss hidden widths must be > 0 and extra_dim >= 0")
         self.hidden = tuple(int(h) for h in hidden)
         self.activation, self.output, self.bias, self.inputs = activation, output, bias, inputs
         self.residual_ce, self.extra_dim = float(residual_ce), int(extra_dim)
         self.beta, self.gamma, self.seed = float(beta), float(gamma), int(seed)
+        self.init = init
         widths = [2 + self.extra_dim, *self.hidden, 1]
         layers: list[nn.Module] = []
         gen = torch.Generator().manual_seed(self.seed)
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             lin = nn.Linear(a, b, bias=bias)
-            bound = 1.0 / a**0.5
-            with torch.no_grad():
-                lin.weight.uniform_(-bound, bound, generator=gen)
-                if bias:
-                    lin.bias.uniform_(-bound, bound, generator=gen)
+            _initialise(lin, init, gen)
             layers.append(lin)
             if i < len(widths) - 2:
                 layers.append(_activation(activation, self.beta, self.gamma))
@@ -202,6 +228,7 @@ class NeuralLoss(OutputWiseLoss):
             "beta": self.beta,
             "gamma": self.gamma,
             "seed": self.seed,
+            "init": self.init,
         }
 
     def describe(self) -> str:

@@ -56,14 +56,18 @@ from metaloss.validate import typed_options
 __all__ = ["MLNFitness", "fit_to_cross_entropy", "learn_mln", "mln_template", "task_seeds"]
 
 OBJECTIVES = ("cosine", "val_error")
-_TRAIN_STREAM, _HELDOUT_STREAM = 0, 1
+# task-seed streams: meta-training, the held-out tasks that choose between the ES mean and
+# its best sample, and the report tasks on which the chosen loss is scored (no selection).
+# bench/mln_eval.py evaluates on stream 2.
+_TRAIN_STREAM, _HELDOUT_STREAM, _REPORT_STREAM = 0, 1, 3
 
 
 def task_seeds(seed: int, stream: int, index: int, count: int) -> list[int]:
     """``count`` task seeds for ``(seed, stream, index)`` (independent streams, no overlap).
 
-    Stream 0 is meta-training (``index`` = generation), stream 1 the held-out tasks that
-    :func:`learn_mln` scores its final loss on; other streams are free for evaluations.
+    Stream 0 is meta-training (``index`` = generation), stream 1 the held-out tasks on
+    which :func:`learn_mln` chooses its final loss, stream 3 those it reports the chosen
+    loss's fitness on; other streams are free for evaluations.
 
     Example:
         >>> task_seeds(0, 0, 3, 2) == task_seeds(0, 0, 3, 2) != task_seeds(0, 0, 4, 2)
@@ -356,12 +360,15 @@ def learn_mln(
         hidden, activation, output, inputs, init: see :func:`mln_template`.
         eval_tasks: held-out tasks on which the initial loss, the ES mean and the best
             sample are scored after the search; the better of mean and best is returned
-            (0: return the ES mean without scoring).
+            (0: return the ES mean without scoring). The returned and the initial loss are
+            then scored on ``eval_tasks`` further tasks that took no part in the choice.
         weight_decay: OpenAI-ES L2 pull of the mean towards 0.
         evaluator: ``serial``, ``batched`` or ``ray`` (``evaluator_options`` go to it).
 
-    The held-out scores are in ``result.info`` (``initial_fitness``, ``mean_fitness``,
-    ``best_fitness``, ``final_fitness``, ``chosen``).
+    The scores are in ``result.info``: on the selection tasks ``initial_fitness``,
+    ``mean_fitness``, ``best_fitness`` and ``chosen``; on the report tasks (unbiased by the
+    choice) ``final_fitness`` (the returned loss) and ``final_initial_fitness`` (the
+    initial loss, for comparison); the task seeds of both sets are recorded too.
     """
     if generations < 1:
         raise ConfigError("mln: generations must be >= 1")
@@ -423,7 +430,12 @@ def learn_mln(
             info[f"{k}_fitness"] = f.value if f.ok else None
         if scores["best"].value < scores["mean"].value:
             chosen, x_final = "best", x_best
-        info["final_fitness"] = info[f"{chosen}_fitness"]
+        report = MLNFitness(tasks_per_eval=eval_tasks, stream=_REPORT_STREAM, **common)
+        for k, x in (("final", x_final), ("final_initial", x0)):
+            f = report.score(family.loss(x))
+            info[f"{k}_fitness"] = f.value if f.ok else None
+        info["selection_task_seeds"] = [g.seed for g in held.tasks()]
+        info["report_task_seeds"] = [g.seed for g in report.tasks()]
     info["chosen"] = chosen
     loss = family.loss(x_final)
     return LearnResult(

@@ -17,9 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.training import Batcher, evaluate_model, worst_metric
+from metaloss.training import Batcher, TrainResult, evaluate_model, worst_metric
 from metaloss.validate import check_fields
 
 
@@ -65,9 +67,9 @@ class AdaLFLConfig:
         check_fields(
             self,
             "adalfl",
-            positive=("adapt_every", "meta_lr", "steps", "lr", "batch_size"),
+            positive=("adapt_every", "steps", "lr", "batch_size"),
             non_negative=("init_steps", "max_grad_norm", "snapshots", "checkpoint_every",
-                          "momentum", "weight_decay"),
+                          "momentum", "weight_decay", "meta_lr"),  # meta_lr 0: no adaptation
         )  # fmt: skip
         if self.init_steps < 0 or self.adapt_every < 1 or self.snapshots < 0:
             raise ConfigError("adalfl: init_steps >= 0, adapt_every >= 1, snapshots >= 0")
@@ -125,7 +127,8 @@ def online_train(
     params = mf.params_of(model)
     state = opt.init(params)
     meta_params = [p for p in loss.parameters() if p.requires_grad]
-    meta_opt = torch.optim.Adam(meta_params, lr=config.meta_lr)
+    # a frozen loss (no trainable parameters) trains without look-ahead
+    meta_opt = torch.optim.Adam(meta_params, lr=config.meta_lr) if meta_params else None
     batches = Batcher(len(task.train), tcfg.batch_size, seed, task.device)
     queries = Batcher(
         len(task.val if config.query == "val" else task.train),
@@ -150,7 +153,8 @@ def online_train(
                 params = {k: v.requires_grad_() for k, v in ck["params"].items()}
                 state = ck["opt_state"]
                 loss.load_state_dict(ck["loss"])
-                meta_opt.load_state_dict(ck["meta_opt"])
+                if meta_opt is not None:
+                    meta_opt.load_state_dict(ck["meta_opt"])
                 batches.load_state_dict(ck["batches"])
                 queries.load_state_dict(ck["queries"])
                 snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
@@ -219,7 +223,7 @@ def online_train(
                         "params": params,
                         "opt_state": state,
                         "loss": dict(loss.state_dict()),
-                        "meta_opt": meta_opt.state_dict(),
+                        "meta_opt": meta_opt.state_dict() if meta_opt else {},
                         "batches": batches.state_dict(),
                         "queries": queries.state_dict(),
                         "snapshots": snapshots,
@@ -269,7 +273,7 @@ def online_step(
     loss: nn.Module,
     batch: tuple[torch.Tensor, torch.Tensor],
     query: tuple[torch.Tensor, torch.Tensor] | None,
-    meta_opt: torch.optim.Optimizer,
+    meta_opt: torch.optim.Optimizer | None,
     task_loss: nn.Module,
     buffers: mf.Params | None = None,
     method: str = "jvp",
@@ -298,7 +302,8 @@ def online_step(
     pd, s0 = mf.detach(p0, requires_grad=False), mf.detach_state(state)
     new, new_state = opt.update(pd, g, s0)
     new = mf.detach(new)
-    look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+    with _frozen_running_stats(model):  # the batch was already counted by the step above
+        look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
     v = mf.grad(look_ahead, new)
     keys = list(g)
 
@@ -316,6 +321,7 @@ def online_step(
     with _frozen_running_stats(model), fwAD.dual_level():
         dual = {k: fwAD.make_dual(pd[k], w[k]) for k in keys}
         y_hat, u = fwAD.unpack_dual(mf.forward(model, dual, x, buffers))
+    assert meta_opt is not None, "a query batch needs a loss optimiser"
     y_hat = y_hat.detach().requires_grad_()
     (dl,) = torch.autograd.grad(loss(y_hat, y), y_hat, create_graph=True)
     meta_opt.zero_grad(set_to_none=True)
@@ -332,7 +338,7 @@ def _online_step_exact(
     loss: nn.Module,
     batch: tuple[torch.Tensor, torch.Tensor],
     query: tuple[torch.Tensor, torch.Tensor] | None,
-    meta_opt: torch.optim.Optimizer,
+    meta_opt: torch.optim.Optimizer | None,
     task_loss: nn.Module,
     buffers: mf.Params | None = None,
 ) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
@@ -342,7 +348,9 @@ def _online_step_exact(
     )
     look_ahead = None
     if query is not None:
-        look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+        with _frozen_running_stats(model):
+            look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
+        assert meta_opt is not None, "a query batch needs a loss optimiser"
         meta_opt.zero_grad(set_to_none=True)
         look_ahead.backward()
         _guarded_step(loss, meta_opt)
@@ -353,7 +361,10 @@ def _online_step_exact(
 @contextmanager
 def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
     """Batch norm in training mode without updating running statistics: the extra forward
-    pass must not count a batch twice (and transforms must not mutate captured buffers)."""
+    passes (the look-ahead on the query batch, the jvp's re-run of the support batch) must
+    not count a batch twice, nor put validation inputs into the statistics (``query="val"``),
+    and transforms must not mutate captured buffers. Normalisation still uses the batch's
+    own statistics, exactly as in the counted training-mode pass."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     tracked = [m.track_running_stats for m in norms]
     for m in norms:
@@ -374,6 +385,31 @@ def _guarded_step(loss: nn.Module, meta_opt: torch.optim.Optimizer) -> None:
 
 def _snapshot(loss: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in loss.state_dict().items()}
+
+
+def offline_config(config: AdaLFLConfig, task: Task, init_lr: float | None = None) -> ML3Config:
+    """The ML3 settings of AdaLFL's offline initialisation: ``init_steps`` one-step unrolls
+    with the task's optimiser (SGD momentum, Nesterov, weight decay, or Adam, as in the
+    online phase; learning-rate milestones do not apply), at ``init_lr`` or the task's lr.
+
+    Example:
+        >>> import metaloss as ml
+        >>> task = ml.tasks.get("iris-linear")
+        >>> offline_config(AdaLFLConfig(init_steps=5, momentum=0.9), task).inner_momentum
+        0.9
+    """
+    tcfg = config.train_config(task)
+    return ML3Config(
+        meta_steps=config.init_steps,
+        inner_lr=init_lr or tcfg.lr,
+        inner_optimizer=tcfg.optimizer,
+        inner_momentum=tcfg.momentum,
+        inner_nesterov=tcfg.nesterov,
+        inner_weight_decay=tcfg.weight_decay,
+        meta_lr=config.meta_lr,
+        batch_size=tcfg.batch_size,
+        inner_max_norm=config.max_grad_norm,
+    )
 
 
 def learn_adalfl(
@@ -406,14 +442,7 @@ def learn_adalfl(
         cfg.checkpoint_every = 500
     resuming = run_dir is not None and (Path(run_dir) / "checkpoint.json").exists()
     if cfg.init_steps and not resuming:
-        tcfg = cfg.train_config(task)
-        ml3 = ML3Config(
-            meta_steps=cfg.init_steps,
-            inner_lr=init_lr or tcfg.lr,
-            meta_lr=cfg.meta_lr,
-            batch_size=tcfg.batch_size,
-            inner_max_norm=cfg.max_grad_norm,
-        )
+        ml3 = offline_config(cfg, task, init_lr)
         init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress)
     out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress)
     seconds = time.perf_counter() - start
@@ -438,4 +467,98 @@ def learn_adalfl(
             for step, snap in out["snapshots"].items()
             for k, v in snap.items()
         },
+    )
+
+
+# AdaLFL settings that define how the loss keeps adapting (read back from a run's config).
+ONLINE_FIELDS = ("adapt_every", "meta_lr", "query", "meta_grad", "max_grad_norm")
+
+
+def is_online_loss(spec: str | Path | Mapping[str, Any]) -> bool:
+    """True when a run (its directory, its ``spec.json`` path or the parsed spec) was made by
+    AdaLFL, whose loss is meant to keep adapting while it trains a model.
+
+    Example:
+        >>> is_online_loss({"method": "adalfl"}), is_online_loss({"method": "ml3"})
+        (True, False)
+    """
+    if not isinstance(spec, Mapping):
+        from metaloss import io
+
+        spec, _ = io.read_spec(spec)
+    return spec.get("method") == "adalfl"
+
+
+@dataclass
+class OnlineTrainResult(TrainResult):
+    """A :class:`~metaloss.training.TrainResult` plus the loss as it was at the end of the
+    run (adapted online, or the loss itself when frozen)."""
+
+    loss: nn.Module | None = None
+
+
+def continue_online(
+    source: str | Path | nn.Module,
+    task: Task,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    frozen: bool = False,
+    progress: bool = False,
+    **options: Any,
+) -> OnlineTrainResult:
+    """Train a fresh model of ``task`` as AdaLFL does at meta-test time: the saved loss is the
+    *starting* loss and keeps adapting online through the whole run.
+
+    ``source`` is an AdaLFL run directory (its adaptation settings ``adapt_every``,
+    ``meta_lr``, ``query``, ``meta_grad``, ``max_grad_norm`` are reused) or a loss module
+    (AdaLFL's defaults). ``config`` is the training protocol (default: the task's);
+    ``options`` override the adaptation settings. ``frozen=True`` trains with the loss as
+    saved, never updated (:func:`metaloss.train`). The source loss is never modified: the
+    adapted copy is returned in ``result.loss``.
+
+    Example:
+        >>> import metaloss as ml
+        >>> task = ml.tasks.get("iris-linear")
+        >>> loss = ml.losses.NeuralLoss.adalfl(seed=0)
+        >>> res = continue_online(loss, task, seed=0, config=task.defaults.with_(steps=20))
+        >>> res.steps, res.test_metric <= 1.0
+        (20, True)
+    """
+    from metaloss import io
+    from metaloss.training import train
+
+    unknown = sorted(set(options) - set(ONLINE_FIELDS))
+    if unknown:
+        raise ConfigError(f"continue_online: unknown options {unknown}; use {list(ONLINE_FIELDS)}")
+    if isinstance(source, nn.Module):
+        loss, saved = copy.deepcopy(source), {}
+    else:
+        spec, run_dir = io.read_spec(source)
+        if not frozen and not is_online_loss(spec):
+            raise ConfigError(
+                f"{run_dir}: not an AdaLFL run (method {spec.get('method')!r}); "
+                "its loss can only be used frozen (frozen=True)"
+            )
+        loss = io.load(run_dir)
+        saved = spec.get("config") if isinstance(spec.get("config"), dict) else {}
+    config = config or task.defaults
+    if frozen:
+        res = train(task, loss, config, seed=seed, progress=progress)
+        fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
+        return OnlineTrainResult(**fields, loss=loss)
+    settings = {k: saved[k] for k in ONLINE_FIELDS if saved.get(k) is not None}
+    adalfl = AdaLFLConfig(init_steps=0, snapshots=0, checkpoint_every=0, **{**settings, **options})
+    out = online_train(
+        loss, dataclasses.replace(task, defaults=config), adalfl, seed=seed, progress=progress
+    )
+    return OnlineTrainResult(
+        model=out["model"],
+        val_metric=out["val_metric"],
+        test_metric=out["test_metric"],
+        metric=task.metric_name,
+        steps=config.steps,
+        seconds=out["seconds"],
+        diverged=out["diverged"],
+        history=out["history"],
+        loss=loss,
     )

@@ -52,6 +52,8 @@ class ML3Config:
         inner_lr: base-model learning rate (``None``: the task's default).
         inner_optimizer: ``sgd`` or ``adam`` (pure, differentiable versions).
         inner_momentum: SGD momentum in the inner loop.
+        inner_nesterov: Nesterov momentum in the inner loop (needs ``inner_momentum > 0``).
+        inner_weight_decay: L2 weight decay in the inner loop.
         meta_lr: Adam learning rate of the loss parameters.
         batch_size: support / query batch size (``None``: the task's default).
         reinit: re-initialise the base model every meta step (else it persists).
@@ -68,6 +70,8 @@ class ML3Config:
     inner_lr: float | None = None
     inner_optimizer: str = "sgd"
     inner_momentum: float = 0.0
+    inner_nesterov: bool = False
+    inner_weight_decay: float = 0.0
     meta_lr: float = 1e-3
     batch_size: int | None = None
     reinit: bool = True
@@ -122,7 +126,13 @@ class MetaStepper:
         self.val_batches = Batcher(len(task.val), bs, search_seed(seed, "meta-val"), task.device)
         lr = config.inner_lr if config.inner_lr is not None else task.defaults.lr
         self.inner_opt = mf.clip_grad_norm(
-            mf.make_optimizer(config.inner_optimizer, lr, momentum=config.inner_momentum),
+            mf.make_optimizer(
+                config.inner_optimizer,
+                lr,
+                momentum=config.inner_momentum,
+                nesterov=config.inner_nesterov,
+                weight_decay=config.inner_weight_decay,
+            ),
             config.inner_max_norm,
         )
         self.meta_params = [p for p in self.loss.parameters() if p.requires_grad]
