@@ -134,3 +134,20 @@ def test_workers_rebuilding_another_task_fall_back_to_serial():
     with pytest.raises(ConfigError, match="workers cannot build the fitness"):
         spec = replace(FitnessSpec.from_fitness(fit), task="no-such-task", fingerprint=None)
         ProcessPoolEvaluator(spec, workers=1).evaluate(cands[:1])
+
+
+@pytest.mark.slow
+def test_pool_runs_the_evomal_pipeline_like_serial(iris):
+    from metaloss.meta.gp import EvoMALFitness, GPSearch
+
+    fit = EvoMALFitness(iris, fitness_steps=30, local_steps=5, seed=0)
+    cands = GPSearch(population=6, seed=0).ask()
+    serial = SerialEvaluator(fit).evaluate(cands)
+    with ProcessPoolEvaluator(fit, workers=2) as ev:
+        pooled = ev.evaluate(cands)
+        assert ev.fallback_reason is None and ev.spec is not None and ev.spec.kind == "evomal"
+    assert_identical(serial, pooled)
+    assert any(f.ok and "weights" in f.tensors for f in serial)
+    for s, p in zip(serial, pooled):  # the tuned edge weights travel back too
+        assert s.tensors.keys() == p.tensors.keys()
+        assert all(torch.equal(s.tensors[k], p.tensors[k]) for k in s.tensors)
