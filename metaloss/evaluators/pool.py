@@ -35,6 +35,7 @@ On the command line: ``metaloss learn taylorglo --evaluator pool`` (``--set num_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -80,6 +81,8 @@ def _init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+    with contextlib.suppress(RuntimeError):  # fails only after inter-op work has started
+        torch.set_num_interop_threads(1)
 
 
 def _evaluate_json(spec_json: str, candidate_json: str) -> str:
