@@ -26,6 +26,7 @@ safetensors); no scikit-learn, SciPy, matplotlib or Ray.
     python bench/gpu.py                       # --device cuda when available; writes
                                               # bench/results/gpu_<device>.json
     python bench/gpu.py --smoke --out /tmp/gpu_smoke.json
+    python bench/gpu.py --parts evomal_generation,ce_10k_lenet5   # rerun some parts only
 """
 
 from __future__ import annotations
@@ -274,7 +275,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="start no part after this")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset to run")
     args = ap.parse_args()
+    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if unknown := sorted(set(chosen) - set(PARTS)):
+        ap.error(f"--parts: unknown {unknown}; choose from {', '.join(PARTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.smoke:
@@ -309,6 +314,9 @@ def main() -> None:
     }
     results: dict[str, Any] = {}
     for name in PARTS:
+        if name not in chosen:
+            results[name] = {"skipped": "not in --parts"}
+            continue
         if budget_left() <= 0:
             results[name] = {"skipped": f"time budget of {args.budget_s:g} s used up"}
             continue

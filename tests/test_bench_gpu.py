@@ -60,3 +60,17 @@ def test_gpu_benchmark_skips_parts_past_its_budget(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert set(results) == set(PART_KEYS)
     assert all("time budget" in r["skipped"] for r in results.values())
+
+
+def test_gpu_benchmark_runs_only_the_chosen_parts(tmp_path):
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--threads", "1"]
+    cmd += ["--parts", "ml3_meta", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert results["ml3_meta"]["meta_steps_per_s"] > 0
+    assert all(r == {"skipped": "not in --parts"} for k, r in results.items() if k != "ml3_meta")
+    bad = subprocess.run(cmd[:-4] + ["--parts", "nope"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "unknown ['nope']" in bad.stderr
