@@ -82,6 +82,8 @@ def test_make_evaluator_pool_options(iris):
     ev = make_evaluator("pool", fit, num_workers=3, threads_per_worker=2)
     assert isinstance(ev, ProcessPoolEvaluator) and (ev.workers, ev.threads) == (3, 2)
     assert make_evaluator("pool", fit).workers == available_cpus()
+    cuda_spec = FitnessSpec(task="iris-linear", device="cuda")  # one worker per GPU
+    assert ProcessPoolEvaluator(cuda_spec).workers == max(1, torch.cuda.device_count())
     with pytest.raises(ConfigError, match="unknown options.*chunk_size"):
         make_evaluator("pool", fit, chunk_size=4)
     with pytest.raises(ConfigError, match="workers must be >= 1"):

@@ -14,8 +14,9 @@ run also uses one torch thread on the same device.
 A fitness function that cannot be described as a spec (one that is not a
 :class:`~metaloss.evaluators.serial.TrainFitness` / ``EvoMALFitness`` on a registered task),
 or whose task the workers rebuild differently (another ``data_dir`` / ``task_seed`` /
-``val_fraction``), is evaluated serially in this process, with a warning; the reason is in
-:attr:`ProcessPoolEvaluator.fallback_reason`. A worker that dies (segfault, OOM kill)
+``val_fraction``; a task read from a ``--data-dir`` that the workers do not find through
+``$METALOSS_DATA_DIR``), is evaluated serially in this process, with a warning; the reason is
+in :attr:`ProcessPoolEvaluator.fallback_reason`. A worker that dies (segfault, OOM kill)
 breaks the pool: the pool is restarted and the unfinished candidates are re-run one at a
 time, so that a candidate that keeps killing its worker becomes a failure record (after
 ``max_retries`` restarts) without taking the others with it.
@@ -109,7 +110,8 @@ class ProcessPoolEvaluator:
         fitness: a :class:`~metaloss.evaluators.serial.TrainFitness` / ``EvoMALFitness`` on
             a registered task, or a :class:`~metaloss.evaluators.ray.FitnessSpec`. Any other
             fitness function is evaluated serially (with a warning).
-        workers: worker processes; default: the CPUs available to this process.
+        workers: worker processes; default: the CPUs available to this process (one per
+            GPU for a CUDA fitness).
         threads_per_worker: torch threads of each worker.
         max_retries: restarts of a dead worker per candidate before that candidate becomes
             a failure record.
@@ -129,7 +131,6 @@ class ProcessPoolEvaluator:
             raise ConfigError(f"pool evaluator: workers must be >= 1, got {workers}")
         if threads_per_worker < 1 or max_retries < 0:
             raise ConfigError("pool evaluator: threads_per_worker >= 1 and max_retries >= 0")
-        self.workers = workers or available_cpus()
         self.threads, self.max_retries = threads_per_worker, max_retries
         self.fitness = fitness
         self.fallback_reason: str | None = None
@@ -144,6 +145,15 @@ class ProcessPoolEvaluator:
             except ConfigError as exc:
                 self._fall_back(str(exc).removeprefix("ray evaluator: "))
         self._spec_json = self.spec.to_json() if self.spec is not None else ""
+        self.workers = workers or self._default_workers()
+
+    def _default_workers(self) -> int:
+        """One worker per GPU for a CUDA fitness (as for Ray), else one per available CPU."""
+        if self.spec is not None and self.spec.device.startswith("cuda"):
+            import torch
+
+            return max(1, torch.cuda.device_count())
+        return available_cpus()
 
     def _fall_back(self, reason: str) -> None:
         self.fallback_reason = reason
