@@ -270,7 +270,7 @@ def ce_10k(task: Task, sz: dict[str, int]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes on random tensors")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, random tensors, CPU")
     ap.add_argument("--data-dir", default=None, help="root of the data sets (mnist/, cifar10...)")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="start no part after this")
