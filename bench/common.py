@@ -37,12 +37,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` with the machine info and print it."""
+def write_result(name: str, payload: dict[str, Any], path: Path | None = None) -> Path:
+    """Write ``bench/results/<name>.json`` (or ``path``) with the machine info and print it."""
     from metaloss.io import write_json
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = Path(path) if path is not None else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, {"machine": machine(), "command": " ".join(sys.argv), **payload})
     print(json.dumps(payload, indent=1, default=str)[:4000])
     print(f"wrote {path}")

@@ -370,7 +370,7 @@ def learn(
         list[str] | None,
         typer.Option("--set", "-s", help="method option key=value (repeatable)"),
     ] = None,
-    evaluator: Annotated[str | None, typer.Option(help="serial, batched or ray")] = None,
+    evaluator: Annotated[str | None, typer.Option(help="serial, batched, pool or ray")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
     label_noise: LabelNoiseOpt = None,
     noise_kind: NoiseKindOpt = None,

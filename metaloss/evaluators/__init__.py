@@ -1,4 +1,4 @@
-"""Population evaluators: serial (reference), batched (vmap), Ray."""
+"""Population evaluators: serial (reference), batched (vmap), process pool, Ray."""
 
 from __future__ import annotations
 
@@ -26,7 +26,18 @@ __all__ = [
 
 
 def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
-    """An evaluator by name: ``serial`` (reference), ``batched`` (alias ``vmap``) or ``ray``."""
+    """An evaluator by name: ``serial`` (reference), ``batched`` (alias ``vmap``), ``pool``
+    or ``ray``.
+
+    ``pool`` (:class:`~metaloss.evaluators.pool.ProcessPoolEvaluator`) uses one worker
+    process per available CPU (``num_workers`` / ``workers`` to change it), without Ray.
+    There is no automatic choice: each method's ``evaluator`` argument names one.
+
+    >>> from metaloss import tasks
+    >>> ev = make_evaluator("pool", TrainFitness(tasks.get("iris-linear")), num_workers=2)
+    >>> ev.workers
+    2
+    """
     from metaloss.errors import ConfigError
 
     if name == "serial":
@@ -35,8 +46,12 @@ def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
         from metaloss.evaluators.batched import BatchedEvaluator
 
         return BatchedEvaluator(fitness, **options)
+    if name == "pool":
+        from metaloss.evaluators.pool import ProcessPoolEvaluator, _options
+
+        return ProcessPoolEvaluator(fitness, **_options(options))
     if name == "ray":
         from metaloss.evaluators.ray import RayEvaluator
 
         return RayEvaluator(fitness, **options)
-    raise ConfigError(f"evaluator must be serial, batched or ray, got {name!r}")
+    raise ConfigError(f"evaluator must be serial, batched, pool or ray, got {name!r}")

@@ -13,8 +13,9 @@ regression folders of Hernandez-Lobato & Adams, scikit-learn's bundled sets, MNI
 user's own ``.npz`` / ``.csv`` arrays.
 
 Anything wrong with a file raises :class:`metaloss.errors.DataError` with one message that names
-the file. Nothing is ever unpickled and nothing is downloaded. Decoded image folders and
-MNIST-1D are cached as ``.npz`` files in ``$METALOSS_CACHE_DIR`` (default ``~/.cache/metaloss``).
+the file. Nothing is ever unpickled and nothing is downloaded. Decoded image folders,
+MNIST-1D and scikit-learn's bundled sets are cached as ``.npz`` files in
+``$METALOSS_CACHE_DIR`` (default ``~/.cache/metaloss``).
 
 Example:
     >>> from metaloss.tasks.datasets import find_data_dir, load_idx_dataset
@@ -1009,22 +1010,46 @@ def load_sklearn(name: str) -> ArrayData:
     """
     if name not in _SKLEARN_SETS:
         raise DataError(f"unknown scikit-learn data set {name!r}; choose one of {_SKLEARN_SETS}")
-    from sklearn import datasets as skd
-
-    bunch = getattr(skd, f"load_{name}")()
-    x = np.asarray(bunch.data, dtype=np.float32)
-    if name == "diabetes":
-        y = np.asarray(bunch.target, dtype=np.float32)
-        classes = None
-    else:
-        y = np.asarray(bunch.target, dtype=np.int64)
-        classes = [str(c) for c in bunch.target_names]
+    arrays = _sklearn_arrays(name)
+    x, y = arrays["x"], arrays["y"]
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     if name == "digits":
         x = x.reshape(-1, 1, 8, 8) / np.float32(16.0)
     tr, te = stratified_split(y, 0.2, seed=0)
     return ArrayData(
         x[tr], y[tr], x[te], y[te], classes, f"scikit-learn load_{name}() (seeded 80/20 split)"
     )
+
+
+def _sklearn_arrays(name: str, cache: bool = True) -> dict[str, np.ndarray]:
+    """``x`` (float32), ``y`` and ``classes`` of a bundled scikit-learn set, cached.
+
+    Importing scikit-learn takes seconds, reading the cache milliseconds: the arrays are
+    cached in :func:`cache_dir`, keyed by the installed scikit-learn version.
+    """
+    try:
+        from importlib.metadata import version
+
+        key = version("scikit-learn")
+    except Exception:  # noqa: BLE001 - not installed: the import below says so
+        key = None
+    cache_file = cache_dir() / f"sklearn-{name}-v{_CACHE_VERSION}-{key}.npz" if key else None
+    if cache and cache_file is not None:
+        arrays = _cache_load(cache_file, ("x", "y"))
+        if arrays is not None:
+            return arrays
+    from sklearn import datasets as skd
+
+    bunch = getattr(skd, f"load_{name}")()
+    arrays = {"x": np.asarray(bunch.data, dtype=np.float32)}
+    if name == "diabetes":
+        arrays["y"] = np.asarray(bunch.target, dtype=np.float32)
+    else:
+        arrays["y"] = np.asarray(bunch.target, dtype=np.int64)
+        arrays["classes"] = np.array([str(c) for c in bunch.target_names], dtype=str)
+    if cache and cache_file is not None:
+        _cache_save(cache_file, arrays)
+    return arrays
 
 
 def load_mnist1d(seed: int = 42, cache: bool = True) -> ArrayData:
