@@ -142,7 +142,7 @@ def evaluate(
                 else:
                     tuning = tune_lr(task, loss, config, tune_config, progress=advance)
                 row_config = config.with_(lr=tuning.lr)
-            vals, val_vals = [], []
+            vals, val_vals, collapsed = [], [], 0
             start = time.perf_counter()
             for s in seed_list:
                 if online is not None:
@@ -153,6 +153,7 @@ def evaluate(
                     res = train(task, loss, row_config, seed=s)
                 vals.append(res.test_metric)
                 val_vals.append(res.val_metric)
+                collapsed += int(getattr(res, "collapsed", False))
                 advance(1)
             row = EvalRow(
                 f"{name} (online)" if online is not None else name,
@@ -161,6 +162,7 @@ def evaluate(
                 time.perf_counter() - start,
                 lr=row_config.lr,
                 tuning=tuning.to_dict() if tuning else None,
+                collapsed=collapsed,
             )
             if diagnose and str(name).lower().replace("-", "_") not in BASELINES:
                 from metaloss.diagnostics import step_diagnostic
@@ -177,6 +179,11 @@ def evaluate(
     for r in rows:
         if r.tuning and r.tuning["note"]:
             report.notes.append(f"{r.name}: {r.tuning['note']}")
+        if r.collapsed:
+            report.notes.append(
+                f"{r.name}: {r.collapsed} of {len(r.values)} runs collapsed to chance level "
+                "(validation metric no better than a constant predictor)"
+            )
         if r.diagnostic and r.diagnostic.get("message"):
             report.notes.append(f"{r.name}: {r.diagnostic['message']}")
     report.compare()

@@ -216,7 +216,8 @@ def train(
     console.print(
         f"[bold]{t.name}[/] loss={name} steps={res.steps} seed={seed}: "
         f"val {res.metric} {res.val_metric:.4f}, test {res.metric} {res.test_metric:.4f} "
-        f"({res.seconds:.1f} s{', DIVERGED' if res.diverged else ''})"
+        f"({res.seconds:.1f} s{', DIVERGED' if res.diverged else ''}"
+        f"{', COLLAPSED to chance level' if res.collapsed else ''})"
     )
 
 

@@ -614,6 +614,14 @@ def _bench_report(folder: Path) -> _Doc:
             table,
             numeric=(2, 3, 4, 5),
         )
+        collapsed = [f"{m} ({r.get('collapsed')} of {r.get('n')})" for m, r in rows.items()
+                     if isinstance(r, dict) and r.get("collapsed")]  # fmt: skip
+        if collapsed:
+            doc.para(
+                "Runs collapsed to chance level (validation metric no better than a constant "
+                "predictor): " + ", ".join(collapsed) + ".",
+                note=True,
+            )
         if rescaled:
             doc.para(
                 "Essentially a rescaled cross-entropy (gradient cosine > 0.98): "

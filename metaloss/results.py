@@ -126,6 +126,7 @@ class EvalRow:
     lr: float | None = None
     tuning: dict[str, Any] | None = None
     diagnostic: dict[str, Any] | None = None
+    collapsed: int = 0  # reporting runs that collapsed to chance level (finite outputs)
 
     @property
     def verdict(self) -> str:
@@ -156,6 +157,7 @@ class EvalRow:
             "ci95_delta": list(self.ci),
             "verdict": self.verdict,
             "lr": self.lr,
+            "collapsed": self.collapsed,
             **({"tuning": self.tuning} if self.tuning else {}),
             **({"diagnostic": self.diagnostic} if self.diagnostic else {}),
         }

@@ -218,7 +218,7 @@ def run_suite(
     import metaloss as ml
     from metaloss.diagnostics import step_diagnostic
     from metaloss.seeds import check_seed
-    from metaloss.training import train
+    from metaloss.training import is_collapsed, train
     from metaloss.tuning import tune_lr
 
     check_seed(first_seed, "first_seed")
@@ -232,7 +232,15 @@ def run_suite(
         raise ConfigError(f"budget must be suite, quick or reference, got {budget!r}")
     chosen = budgets[budget]
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".metaloss-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"bench --out {out}: cannot write there ({exc.strerror or exc})"
+        ) from None
     cells_path = out / "cells.jsonl"
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
     n_seeds = seeds or suite.seeds
@@ -315,6 +323,7 @@ def run_suite(
                 if online:
                     test, val = res.info["test_metric"], res.info["val_metric"]
                     train_seconds = res.info.get("online_seconds", 0.0)
+                    collapsed = bool(res.info.get("diverged")) is False and is_collapsed(task, val)
                     cell_lr = tuning.lr if tuning is not None else config.lr
                 else:
                     if tune and method != "ce@old-lr":
@@ -328,6 +337,7 @@ def run_suite(
                         cell_config = config.with_(lr=tuning.lr)
                     tr = train(task, loss, cell_config, seed=seed, progress=progress)
                     test, val, train_seconds = tr.test_metric, tr.val_metric, tr.seconds
+                    collapsed = tr.collapsed
                     cell_lr = cell_config.lr
                 if name not in BASELINES and method != "ce@old-lr":
                     info["diagnostic"] = step_diagnostic(loss, task, config=config).to_dict()
@@ -340,6 +350,7 @@ def run_suite(
                     "val": val,
                     "lr": cell_lr,
                     "tuned": tuning is not None,
+                    "collapsed": collapsed,
                     "meta_seconds": meta_seconds,
                     "train_seconds": train_seconds,
                     "tune_seconds": tuning.seconds if tuning is not None else 0.0,
@@ -387,6 +398,7 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
                 "ci95": [math.nan, math.nan] if method == base_name else list(welch_ci(vals, base)),
                 "lrs": lrs,
                 "tuned": all(c.get("tuned", False) for c in cs),
+                "collapsed": sum(bool(c.get("collapsed", False)) for c in cs),
                 "meta_seconds": float(np.mean([c["meta_seconds"] for c in cs])),
                 "tune_seconds": float(np.mean([c.get("tune_seconds", 0.0) for c in cs])),
                 "metric": cs[0]["metric"],
@@ -446,6 +458,14 @@ def markdown(summary: dict[str, Any]) -> str:
             lr = lr if r.get("tuned", False) or not lr else f"{lr} (untuned)"
             lines.append(
                 f"| {method} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
+            )
+        collapsed = [f"{m} ({r['collapsed']} of {r['n']})" for m, r in block["rows"].items()
+                     if r.get("collapsed")]  # fmt: skip
+        if collapsed:
+            lines.append("")
+            lines.append(
+                "Runs collapsed to chance level (validation metric no better than a constant "
+                f"predictor): {', '.join(collapsed)}."
             )
         if rescaled:
             lines.append("")

@@ -70,6 +70,7 @@ class TrainResult:
     seconds: float
     diverged: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    collapsed: bool = False  # finite, but no better than a constant predictor on validation
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class TrainResult:
             "steps": self.steps,
             "seconds": self.seconds,
             "diverged": self.diverged,
+            "collapsed": self.collapsed,
             "history": self.history,
         }
 
@@ -121,6 +123,39 @@ def evaluate_model(task: Task, model: nn.Module, split: Split, batch_size: int =
     if not torch.isfinite(out).all():
         return worst_metric(task)
     return float(task.metric(out, split.y))
+
+
+def chance_metric(task: Task, split: Split) -> float:
+    """The metric of a constant predictor on ``split``: the majority class's error rate
+    (classification) or the MSE of the training targets' mean (regression)."""
+    if task.classification:
+        counts = torch.bincount(split.y.long().flatten().cpu(), minlength=task.num_outputs)
+        return 1.0 - float(counts.max()) / max(1, len(split))
+    mean = task.train.y.float().mean(0)
+    return float(((split.y.float() - mean) ** 2).mean())
+
+
+def is_collapsed(task: Task, val_metric: float) -> bool:
+    """True when a finite validation metric is at chance level.
+
+    Classification: the error is within three binomial standard deviations of the
+    majority class's error ``e`` on the validation split (``e - min(3 sqrt(e (1 - e) / n),
+    e / 2)``), i.e. not distinguishable from guessing. Regression: the MSE is no better than
+    predicting the training targets' mean. A run that collapsed with finite outputs is not
+    "diverged", but it is no result either: results and reports flag it.
+
+    >>> import metaloss as ml
+    >>> task = ml.tasks.get("iris-linear")
+    >>> is_collapsed(task, 0.9), is_collapsed(task, 0.1)
+    (True, False)
+    """
+    if not math.isfinite(val_metric):
+        return False
+    chance = chance_metric(task, task.val)
+    if not task.classification:
+        return val_metric >= chance
+    margin = min(3 * math.sqrt(chance * (1 - chance) / max(1, len(task.val))), chance / 2)
+    return val_metric >= chance - margin - 1e-9
 
 
 def worst_metric(task: Task) -> float:
@@ -213,4 +248,5 @@ def train(
         seconds=seconds,
         diverged=diverged,
         history=history,
+        collapsed=not diverged and is_collapsed(task, val),
     )

@@ -381,6 +381,28 @@ CASES: list[tuple[str, list[str], str]] = [
     ("out-resume-and-force", [*ML3, "--resume", "--force", "-o", "{r}/finished"], "--force"),
     ("out-partial-run", [*ML3, "-o", "{r}/partial"], "--resume"),
     ("report-out-file", ["report", "{r}/run_ok", "-o", "{r}/a_file"], "a_file"),
+    (
+        "bench-out-file",
+        ["bench", "quick", "-t", "iris-linear", "-m", "ce", "-o", "{r}/a_file"],
+        "a_file",
+    ),  # fmt: skip
+    (
+        "bench-out-unwritable",
+        ["bench", "quick", "-m", "ce", "-o", "/proc/metaloss-bench"],
+        "/proc/metaloss-bench",
+    ),  # fmt: skip
+    (
+        "bench-first-seed-huge",
+        ["bench", "quick", "--first-seed", "2000000000", "-o", "{r}/b1"],
+        "first_seed",
+    ),  # fmt: skip
+    ("evaluate-tune-bad", ["evaluate", "ce", "-t", "iris-linear", "--tune", "grid"], "--tune"),
+    (
+        "evaluate-optimizer-bad",
+        ["evaluate", "ce", "-t", "iris-linear", "--optimizer", "rmsprop"],
+        "--optimizer",
+    ),  # fmt: skip
+    ("train-seed-huge", ["train", "-t", "iris-linear", "--seed", "1073741824"], "--seed"),
     # run directories
     ("run-missing", ["show", "{r}/nothing"], "nothing"),
     ("run-is-file", ["show", "{r}/a_file"], "a_file"),

@@ -240,3 +240,28 @@ def test_sanity_check_warns_only_for_a_worse_loss():
     assert crippled["worse"] and "WORSE" in crippled["message"]
     same = sanity_check(ml.losses.ScaledLoss("ce", 1.0), task, max_steps=100)
     assert not same["worse"] and same["learned_val"] == pytest.approx(same["baseline_val"])
+
+
+def test_collapsed_runs_are_flagged_not_hidden():
+    """A run that ends at chance level with finite outputs is flagged (not 'diverged')."""
+    from metaloss.training import chance_metric
+
+    task = ml.tasks.get("digits-linear")
+    zero = ml.losses.ScaledLoss("ce", 1e-12)  # no step: the model stays at its initialisation
+    res = ml.train(task, zero, steps=20, seed=0)
+    majority = chance_metric(task, task.val)
+    assert not res.diverged and res.collapsed and res.val_metric > majority - 0.08
+
+    def constant(y_pred, y):  # pushes every prediction to class 0: a collapse by design
+        return ((y_pred[:, 0] - 10.0) ** 2).mean()
+
+    res = ml.train(task, constant, steps=200, seed=0, lr=0.01)
+    assert res.collapsed and res.val_metric >= majority
+    good = ml.train(task, ml.losses.get_loss("ce"), steps=200, seed=0)
+    assert not good.collapsed
+    report = ml.evaluate(zero, task, seeds=2, steps=20, tune=None, diagnose=False)
+    assert report.rows[0].collapsed == 2 and "collapsed to chance" in " ".join(report.notes)
+    # regression: the constant (training-mean) predictor's MSE is the threshold
+    reg = ml.tasks.get("diabetes-mlp")
+    mean = reg.train.y.float().mean(0)
+    assert chance_metric(reg, reg.val) == pytest.approx(float(((reg.val.y - mean) ** 2).mean()))

@@ -39,7 +39,7 @@ from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.training import Batcher, TrainResult, evaluate_model, worst_metric
+from metaloss.training import Batcher, TrainResult, evaluate_model, is_collapsed, worst_metric
 from metaloss.validate import check_fields
 
 
@@ -560,5 +560,6 @@ def continue_online(
         seconds=out["seconds"],
         diverged=out["diverged"],
         history=out["history"],
+        collapsed=not out["diverged"] and is_collapsed(task, out["val_metric"]),
         loss=loss,
     )
