@@ -511,6 +511,8 @@ def show(
             from metaloss.diagnostics import describe
 
             k, v = "step", describe(v)
+        elif k == "sanity" and isinstance(v, dict):
+            v = v.get("message", "")
         console.print(f"[bold]{k}[/] {v}", soft_wrap=True)
     if "step_diagnostic" not in info and getattr(loss, "kind", "") != "rl_step":
         _show_diagnostic(loss, spec)
