@@ -38,6 +38,8 @@ def _global(
     ] = "auto",
 ) -> None:
     """Meta-learn loss functions: ML3, AdaLFL, EvoMAL, GP-LFL, MLN, TaylorGLO."""
+    if threads == "auto":  # the library's default: nothing to set (and no torch import)
+        return
     from metaloss.threads import set_threads
 
     try:
