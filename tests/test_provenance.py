@@ -163,3 +163,10 @@ def test_report_shows_the_recorded_data(tmp_path):
     md = write_report(run).with_suffix(".md").read_text()
     assert str(path.resolve()) in md
     assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] in md
+
+
+def test_from_file_records_its_file(tmp_path):
+    path = _csv(tmp_path / "mine.csv")
+    task = ml.tasks.from_file(path, model="linear", verbose=False)
+    assert task.data_files == (str(path.resolve()),)
+    assert data_record(task)["files"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
