@@ -170,3 +170,14 @@ def test_from_file_records_its_file(tmp_path):
     task = ml.tasks.from_file(path, model="linear", verbose=False)
     assert task.data_files == (str(path.resolve()),)
     assert data_record(task)["files"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_run_is_saved_even_when_its_data_vanished(tmp_path):
+    path = _csv(tmp_path / "mine.csv")
+    task = ml.tasks.get("arrays-linear", data_dir=str(path))
+    path.unlink()  # deleted while the run was learning
+    rec = data_record(task)
+    assert rec["files"] == [{"path": str(path.resolve()), "kind": "missing", "sha256": None,
+                             "hashed": None}]  # fmt: skip
+    with pytest.raises(DataError, match="missing"):
+        check_record(rec, tmp_path)

@@ -67,11 +67,17 @@ def data_record(task: Task) -> dict[str, Any]:
 
     ``task`` is the full name (with a variant suffix such as ``+noise0.2sym``), ``base`` the
     registered name; ``files`` is empty for built-in data (scikit-learn, generated sets).
+    A file that can no longer be read is recorded with ``sha256: None`` (saving never fails
+    because of it).
     """
     base = task.name.split("+", 1)[0]
     files = []
     for p in task.data_files:
-        digest, how = hash_path(p)
+        try:
+            digest, how = hash_path(p)
+        except (DataError, OSError):  # gone since it was read: keep the path, never lose a run
+            files.append({"path": str(p), "kind": "missing", "sha256": None, "hashed": None})
+            continue
         kind = "dir" if how == "manifest" else "file"
         files.append({"path": str(p), "kind": kind, "sha256": digest, "hashed": how})
     return {
