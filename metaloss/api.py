@@ -49,7 +49,9 @@ def learn(method: str, task: Task | str, **options: Any) -> LearnResult:
     """Meta-learn a loss for ``task`` with ``method`` (ml3, adalfl, taylorglo, mln, evomal, gplfl).
 
     ``task`` may be a :class:`Task` or a registered name; ``options`` go to the method
-    (``seed``, ``progress``, budgets such as ``meta_steps`` or ``generations``).
+    (``seed``, ``progress``, budgets such as ``meta_steps`` or ``generations``). Progress
+    bars show by default when stderr is a terminal (``progress=None``). The result records
+    the task's data (name, variant, data files with sha256) for :meth:`LearnResult.save`.
     """
     from metaloss import tasks
 
@@ -57,7 +59,22 @@ def learn(method: str, task: Task | str, **options: Any) -> LearnResult:
         task = tasks.get(task, device=options.pop("device", "cpu"))
     else:
         options.pop("device", None)
-    return method_fn(method)(task, **options)
+    if options.get("progress") is None:
+        options["progress"] = _progress_default()
+    result = method_fn(method)(task, **options)
+    if isinstance(task, Task) and not result.data:
+        result.record_data(task)  # runs remember their data (tasks.provenance)
+    return result
+
+
+def _progress_default() -> bool:
+    """Progress bars by default when stderr is a terminal (``progress=None``)."""
+    import sys
+
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
 
 
 def resolve_loss(spec: str | Loss | Path) -> tuple[str, Loss]:
@@ -86,7 +103,7 @@ def evaluate(
     seeds: int | Sequence[int] = 5,
     baselines: Sequence[str] = (),
     config: TrainConfig | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     tune: str | None = "lr",
     tune_config: TuneConfig | None = None,
     diagnose: bool = True,
@@ -108,6 +125,7 @@ def evaluate(
     An AdaLFL run directory keeps adapting its loss online in every training run, as the
     method defines (:func:`metaloss.meta.online.continue_online`; its row is named
     ``NAME (online)``); ``frozen=True`` trains with the saved loss, never updated.
+    A progress bar shows by default when stderr is a terminal (``progress=None``).
     """
     from metaloss.losses.handcrafted import BASELINES
     from metaloss.progress import progress_bar
@@ -115,6 +133,8 @@ def evaluate(
     from metaloss.training import train
     from metaloss.tuning import tune_lr
 
+    if progress is None:
+        progress = _progress_default()
     if isinstance(losses, str | Loss | Path):
         losses = [losses]
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)

@@ -57,6 +57,12 @@ RL_TASKS = {
 }
 
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task name (see `metaloss tasks`)")]
+RunTaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task", "-t", help="task name (default: the task recorded in the run directories given)"
+    ),
+]
 DataDirOpt = Annotated[
     str | None, typer.Option("--data-dir", "-d", help="folder or file with the task's data")
 ]
@@ -130,6 +136,43 @@ def _task(
     )  # fmt: skip
 
 
+def _recorded_task(
+    task: str | None, losses: list[str], data_dir: str | None
+) -> tuple[str, str | None]:
+    """The task and data dir to use, filled in from the runs' recorded data when not given.
+
+    Without ``--task``: the task recorded by the run directories among ``losses`` (all must
+    agree; baseline names may sit beside them). Without ``--data-dir``: the data path a run
+    of that task recorded, after checking it is there with the recorded sha256.
+    """
+    from metaloss.tasks.provenance import check_record, read_record, recorded_data_dir
+
+    records = {}
+    for loss in losses:
+        if (Path(loss) / "spec.json").is_file():
+            rec = read_record(loss)
+            if rec is not None:
+                records[loss] = rec
+    if task is None:
+        names = sorted({rec["task"] for rec in records.values()})
+        if not names:
+            raise ConfigError(
+                "--task is required (no run directory given records its task; runs saved "
+                "before data records were added need --task and --data-dir)"
+            )
+        if len(names) > 1:
+            raise ConfigError(f"the runs were learned on different tasks ({', '.join(names)}); "
+                              "pass --task")  # fmt: skip
+        task = names[0]
+    if data_dir is None:
+        base = task.split("+", 1)[0]
+        for run, rec in records.items():
+            if rec.get("base") == base and recorded_data_dir(rec) is not None:
+                check_record(rec, run)
+                return task, recorded_data_dir(rec)
+    return task, data_dir
+
+
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -166,7 +209,7 @@ def tasks_cmd(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def train(
-    task: TaskOpt,
+    task: RunTaskOpt = None,
     loss: Annotated[str, typer.Option("--loss", "-l", help="baseline name or run dir")] = "ce",
     steps: Annotated[int | None, typer.Option(help="training steps (task default)")] = None,
     seed: int = 0,
@@ -193,6 +236,7 @@ def train(
 
     check_seed(seed, "--seed")
     extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
+    task, data_dir = _recorded_task(task, [loss], data_dir)
     t = _task(
         task, data_dir, device,
         label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
@@ -226,7 +270,7 @@ def train(
 @app.command()
 def evaluate(
     losses: Annotated[list[str], typer.Argument(help="baseline names and/or run dirs")],
-    task: TaskOpt,
+    task: RunTaskOpt = None,
     seeds: Annotated[int, typer.Option(help="number of reporting seeds (0..K-1)")] = 5,
     steps: Annotated[int | None, typer.Option(help="training steps (task default)")] = None,
     data_dir: DataDirOpt = None,
@@ -269,6 +313,7 @@ def evaluate(
     if tune_seeds < 1:
         raise ConfigError("--tune-seeds must be >= 1")
     extra = _train_overrides(optimizer, momentum, nesterov, weight_decay)
+    task, data_dir = _recorded_task(task, losses, data_dir)
     t = _task(
         task, data_dir, device,
         label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
@@ -454,6 +499,7 @@ def learn(
         result = fn(t, seed=seed, progress=True, **options)
     except TypeError as exc:
         raise ConfigError(f"learn {method}: {exc}") from None
+    result.record_data(t)  # runs remember their data (tasks.provenance)
     if t is not None:
         from metaloss.diagnostics import step_diagnostic
 
@@ -583,7 +629,7 @@ def bench(
     summary = run_suite(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
-        first_seed=first_seed, tune=tune, tune_seeds=tune_seeds,
+        first_seed=first_seed, tune=tune, tune_seeds=tune_seeds, progress=True,
     )  # fmt: skip
     from metaloss.suite import markdown
 

@@ -430,6 +430,23 @@ def _training_section(
         )
 
 
+def _data_summary(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The run's recorded data (tasks.provenance) as report rows; none for older runs."""
+    rec = spec.get("data")
+    if not isinstance(rec, dict):
+        return {}
+    files = [f for f in rec.get("files") or [] if isinstance(f, dict)]
+    if not files:
+        return {"data": str(rec.get("source") or "built in")}
+    return {
+        "data": "; ".join(
+            f"{f.get('path')} (sha256 {str(f.get('sha256', '?'))[:16]}…"
+            f"{' of the file list and sizes' if f.get('hashed') == 'manifest' else ''})"
+            for f in files
+        )
+    }
+
+
 def _run_report(path: Path) -> _Doc:
     spec, run_dir = io.read_spec(path)
     loss = io.load(run_dir)
@@ -451,6 +468,7 @@ def _run_report(path: Path) -> _Doc:
             "time": _seconds(spec.get("seconds")),
             "loss kind": loss.kind,
             "formula": spec.get("formula") or loss.describe(),
+            **_data_summary(spec),
         }
     )
 

@@ -26,6 +26,14 @@ class LearnResult:
     hall_of_fame: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     tensors: dict[str, Any] = field(default_factory=dict)  # extra arrays, e.g. loss snapshots
+    data: dict[str, Any] = field(default_factory=dict)  # the task's data (tasks.provenance)
+
+    def record_data(self, task: Any) -> None:
+        """Remember ``task``'s name, variant and data files (path, sha256) for :meth:`save`."""
+        from metaloss.tasks.provenance import data_record
+
+        if task is not None:
+            self.data = data_record(task)
 
     def __str__(self) -> str:
         lines = [
@@ -47,7 +55,10 @@ class LearnResult:
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> Path:
-        """Write the run directory: spec.json, loss.safetensors, history.jsonl."""
+        """Write the run directory: spec.json, loss.safetensors, history.jsonl.
+
+        ``spec.json`` also records the task's data (``data``, see
+        :mod:`metaloss.tasks.provenance`) when :meth:`record_data` was called."""
         from metaloss import io
 
         meta = {
@@ -57,6 +68,7 @@ class LearnResult:
             "config": self.config,
             "hall_of_fame": self.hall_of_fame,
             "info": self.info,
+            **({"data": self.data} if self.data else {}),
         }
         out = io.save_loss(path, self.loss, meta=meta, history=self.history)
         if self.tensors:
@@ -71,10 +83,10 @@ def welch_p(a: list[float], b: list[float]) -> float:
     a_, b_ = np.asarray(a, float), np.asarray(b, float)
     if len(a_) < 2 or len(b_) < 2 or not (np.isfinite(a_).all() and np.isfinite(b_).all()):
         return math.nan
-    if a_.std() == 0 and b_.std() == 0:
-        return 1.0 if a_.mean() == b_.mean() else 0.0
-    with warnings.catch_warnings():  # near-identical samples: scipy's precision note
+    with warnings.catch_warnings():  # near-identical samples / overflow: scipy/numpy notes
         warnings.simplefilter("ignore", RuntimeWarning)
+        if a_.std() == 0 and b_.std() == 0:
+            return 1.0 if a_.mean() == b_.mean() else 0.0
         return float(stats.ttest_ind(a_, b_, equal_var=False).pvalue)
 
 
@@ -95,19 +107,30 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float]:
-    """Confidence interval of ``mean(a) - mean(b)`` (Welch-Satterthwaite degrees of freedom)."""
+    """Confidence interval of ``mean(a) - mean(b)`` (Welch-Satterthwaite degrees of freedom).
+
+    ``(nan, nan)`` when undefined (fewer than 2 values, non-finite or overflowing values);
+    no numpy/scipy RuntimeWarning escapes.
+
+    >>> [round(v, 3) for v in welch_ci([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])]
+    [-2.267, 2.267]
+    """
     from scipy import stats
 
     a_, b_ = np.asarray(a, float), np.asarray(b, float)
     if len(a_) < 2 or len(b_) < 2 or not (np.isfinite(a_).all() and np.isfinite(b_).all()):
         return (math.nan, math.nan)
-    va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
-    diff = float(a_.mean() - b_.mean())
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return (diff, diff)
-    df = (va + vb) ** 2 / (va**2 / (len(a_) - 1) + vb**2 / (len(b_) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    with warnings.catch_warnings():  # overflow on extreme values: an undefined (nan) interval
+        warnings.simplefilter("ignore", RuntimeWarning)
+        va, vb = a_.var(ddof=1) / len(a_), b_.var(ddof=1) / len(b_)
+        diff = float(a_.mean() - b_.mean())
+        se = math.sqrt(va + vb) if math.isfinite(va + vb) else math.nan
+        if se == 0:
+            return (diff, diff)
+        if not (math.isfinite(se) and math.isfinite(diff)):
+            return (math.nan, math.nan)
+        df = (va + vb) ** 2 / (va**2 / (len(a_) - 1) + vb**2 / (len(b_) - 1))
+        half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     return (diff - half, diff + half)
 
 

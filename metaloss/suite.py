@@ -151,11 +151,13 @@ def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
     return dict(chosen.get(method, {}))
 
 
-def _learn(method: str, task: Any, seed: int, options: dict[str, Any]) -> Any:
+def _learn(
+    method: str, task: Any, seed: int, options: dict[str, Any], progress: bool = False
+) -> Any:
     import metaloss as ml
 
     name = "ce-step" if method in CONTROLS else method
-    return ml.learn(name, task, seed=seed, **options)
+    return ml.learn(name, task, seed=seed, progress=progress, **options)
 
 
 def _tune_online(task: Any, method: str, options: dict[str, Any], tune: Any, log: Any) -> Any:
@@ -301,14 +303,16 @@ def run_suite(
                             shared_tuning[key] = _tune_online(task, method, kw, tune_config, log)
                         tuning = shared_tuning[key]
                         kw["lr"] = tuning.lr
-                    res = _learn(method, task, seed, kw)
+                    res = _learn(method, task, seed, kw, progress)
                     loss, info = res.loss, {"formula": res.loss.describe()}
                     meta_seconds = res.seconds - res.info.get("online_seconds", 0.0)
                 elif name in BASELINES:
                     loss = ml.losses.get_baseline(name)
                 elif method == "mln":
                     if seed not in mln_cache:
-                        mln_cache[seed] = ml.learn("mln", None, seed=seed, **chosen.get("mln", {}))
+                        mln_cache[seed] = ml.learn(
+                            "mln", None, seed=seed, progress=progress, **chosen.get("mln", {})
+                        )
                     res = mln_cache[seed]
                     loss, meta_seconds = res.loss, res.seconds
                 else:
@@ -316,7 +320,7 @@ def run_suite(
                     if source is not task and key3 in learned:
                         res = learned[key3]
                     else:
-                        res = _learn(method, source, seed, _budget(chosen, method))
+                        res = _learn(method, source, seed, _budget(chosen, method), progress)
                         learned[key3] = res
                     loss, meta_seconds = res.loss, res.seconds
                     info = {"formula": loss.describe()}

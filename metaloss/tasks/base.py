@@ -98,6 +98,7 @@ class Task:
     augment: str | None = None  # "crop_flip" for CIFAR-style augmentation
     target_scale: float = 1.0  # std of the raw regression target (MSE is reported standardised)
     variant: Variant | None = None  # label noise / imbalance / fraction (tasks.variants)
+    data_files: tuple[str, ...] = ()  # the file or folder the data was read from, if any
 
     def __repr__(self) -> str:
         """One line: name, kind, classes/targets, split sizes, model (no tensors).

@@ -245,7 +245,7 @@ def from_file(
         >>> task = from_file("my_data.csv", model="mlp")  # doctest: +SKIP
         my_data: classification, 3 classes [0, 1, 2]; label column 'species' ...
     """
-    data = ds.load_arrays(path)
+    data = replace(ds.load_arrays(path), files=(str(Path(path).resolve()),))
     inferred = "" if data.source.startswith("arrays") else f" ({data.source})"
     return _finish(
         data, model, name or Path(path).stem, seed, val_fraction, device, defaults,
@@ -272,7 +272,7 @@ def from_folder(
         >>> task = from_folder("my_images", model="lenet5")  # doctest: +SKIP
         my_images: classification, 2 classes [cat, dog]; train 900 / val 100 / test 200; ...
     """
-    data = ds.load_image_folder(path)
+    data = replace(ds.load_image_folder(path), files=(str(Path(path).resolve()),))
     return _finish(
         data, model, name or Path(path).stem, seed, val_fraction, device, defaults,
         model_kwargs, "", verbose,

@@ -104,6 +104,7 @@ class ArrayData:
     y_test: np.ndarray
     classes: list[str] | None
     source: str
+    files: tuple[str, ...] = ()  # the file or folder read (a valid --data-dir), if any
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -268,24 +268,29 @@ def _load(spec: TaskSpec, data_dir: str | None, seed: int) -> ds.ArrayData:
     if src == "sine":
         return _sine_data(seed)
     if src.startswith("idx:"):  # MNIST, Fashion-MNIST, KMNIST: 10 declared classes
-        classes = [str(i) for i in range(10)]
-        return ds.load_idx_dataset(
-            ds.find_data_dir(src.split(":", 1)[1], data_dir), classes=classes
-        )
-    if src == "cifar10":
+        path = ds.find_data_dir(src.split(":", 1)[1], data_dir)
+        data = ds.load_idx_dataset(path, classes=[str(i) for i in range(10)])
+    elif src == "cifar10":
         path = ds.find_data_dir("cifar10_jpeg/cifar10-images-jpeg-q75.zip", data_dir)
         if path.is_dir() and (path / "data_batch_1.bin").exists():
-            return ds.load_cifar_binary(path)
-        if path.is_dir() and (path / "cifar-10-batches-bin").is_dir():
-            return ds.load_cifar_binary(path / "cifar-10-batches-bin")
-        return ds.load_image_folder(path)
-    if src.startswith("uci:"):
-        return ds.load_uci(ds.find_data_dir(src.split(":", 1)[1], data_dir), split=0)
-    if src == "images":
-        return ds.load_image_folder(ds.find_data_dir("", data_dir))
-    if src == "arrays":
-        return ds.load_arrays(ds.find_data_dir("", data_dir))
-    raise ConfigError(f"task {spec.name!r}: unknown data source {src!r}")  # pragma: no cover
+            data = ds.load_cifar_binary(path)
+        elif path.is_dir() and (path / "cifar-10-batches-bin").is_dir():
+            data = ds.load_cifar_binary(path / "cifar-10-batches-bin")
+        else:
+            data = ds.load_image_folder(path)
+    elif src.startswith("uci:"):
+        path = ds.find_data_dir(src.split(":", 1)[1], data_dir)
+        data = ds.load_uci(path, split=0)
+    elif src == "images":
+        path = ds.find_data_dir("", data_dir)
+        data = ds.load_image_folder(path)
+    elif src == "arrays":
+        path = ds.find_data_dir("", data_dir)
+        data = ds.load_arrays(path)
+    else:
+        raise ConfigError(f"task {spec.name!r}: unknown data source {src!r}")  # pragma: no cover
+    # Record what was read (runs remember their data: metaloss.tasks.provenance).
+    return replace(data, files=(str(path.resolve()),))
 
 
 def _sine_data(seed: int) -> ds.ArrayData:
@@ -361,6 +366,7 @@ def build_task(
         num_outputs=num_outputs,
         model_factory=factory,
         source=data.source,
+        data_files=data.files,
         model_name=spec.model,
         defaults=spec.defaults,
         augment=spec.augment,
