@@ -77,7 +77,11 @@ class LearnResult:
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
-    """Two-sided Welch's t-test p-value (nan when undefined, e.g. fewer than 2 values)."""
+    """Two-sided Welch's t-test p-value (nan when undefined, e.g. fewer than 2 values).
+
+    Two samples without any variance (every seed gives the same test error, as on a small
+    fixed test set) are 1.0 when equal and NaN (untestable, never "significant") when not.
+    """
     from scipy import stats
 
     a_, b_ = np.asarray(a, float), np.asarray(b, float)
@@ -86,7 +90,7 @@ def welch_p(a: list[float], b: list[float]) -> float:
     with warnings.catch_warnings():  # near-identical samples / overflow: scipy/numpy notes
         warnings.simplefilter("ignore", RuntimeWarning)
         if a_.std() == 0 and b_.std() == 0:
-            return 1.0 if a_.mean() == b_.mean() else 0.0
+            return 1.0 if a_.mean() == b_.mean() else math.nan
         return float(stats.ttest_ind(a_, b_, equal_var=False).pvalue)
 
 

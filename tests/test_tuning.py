@@ -265,3 +265,15 @@ def test_collapsed_runs_are_flagged_not_hidden():
     reg = ml.tasks.get("diabetes-mlp")
     mean = reg.train.y.float().mean(0)
     assert chance_metric(reg, reg.val) == pytest.approx(float(((reg.val.y - mean) ** 2).mean()))
+
+
+def test_zero_variance_differences_are_untestable_not_significant():
+    from metaloss.results import welch_p
+
+    assert math.isnan(welch_p([0.01, 0.01, 0.01], [0.02, 0.02, 0.02]))
+    assert welch_p([0.01, 0.01], [0.01, 0.01]) == 1.0
+    base = EvalRow("ce", [0.0088] * 3, [], 1.0)
+    other = EvalRow("x", [0.0175] * 3, [], 1.0)
+    report = EvalReport("t", "error", 10, [0, 1, 2], [base, other])
+    report.compare()
+    assert other.verdict == "tie" and math.isnan(other.p_holm)
