@@ -600,7 +600,7 @@ def _bench_report(folder: Path) -> _Doc:
             lr = "-".join(f"{_num(v):g}" for v in (lrs[:1] + lrs[-1:] if len(lrs) > 1 else lrs))
             lr += "" if r.get("tuned", False) or not lr else " (untuned)"
             ratio, cos = _num(r.get("grad_ratio")), _num(r.get("cosine"))
-            if not math.isnan(cos) and cos > 0.98:
+            if r.get("rescaled", not math.isnan(cos) and cos > 0.98):
                 rescaled.append(method)
             table.append(
                 (
@@ -642,9 +642,8 @@ def _bench_report(folder: Path) -> _Doc:
             )
         if rescaled:
             doc.para(
-                "Essentially a rescaled cross-entropy (gradient cosine > 0.98): "
-                + ", ".join(rescaled)
-                + ".",
+                "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "
+                "100 CE steps): " + ", ".join(rescaled) + ".",
                 note=True,
             )
         _safe_figure(

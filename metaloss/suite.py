@@ -411,6 +411,10 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
                 if diags
                 else math.nan,
                 "cosine": float(np.mean([d["cosine"] for d in diags])) if diags else math.nan,
+                "cosine_trained": float(np.mean([d.get("cosine_trained", math.nan) for d in diags]))
+                if diags
+                else math.nan,
+                "rescaled": bool(diags) and all(d.get("rescaled", False) for d in diags),
             }
         names = list(rows)
         for name, ph in zip(names, holm([rows[n]["p_value"] for n in names])):
@@ -439,7 +443,7 @@ def markdown(summary: dict[str, Any]) -> str:
             f"### {task} (test {metric})",
             "",
             f"| method | lr | test {metric} (mean ± std) | n | Δ vs {block['baseline']} [95 % CI] "
-            "| p (Holm) | step vs CE (ratio, cos) | meta-train time |",
+            "| p (Holm) | step vs CE (ratio, cos at init / after 100 CE steps) | meta-train time |",
             "|---|---|---|---|---|---|---|---|",
         ]
         rescaled = []
@@ -454,8 +458,10 @@ def markdown(summary: dict[str, Any]) -> str:
             cell = f"**{cell}**" if verdict == "better" else cell
             cell = f"{cell} (worse)" if verdict == "worse" else cell
             ratio, cos = r.get("grad_ratio", math.nan), r.get("cosine", math.nan)
+            cos_t = r.get("cosine_trained", math.nan)
             step = "" if math.isnan(ratio) else f"x{ratio:.3g}, {cos:.3f}"
-            if not math.isnan(cos) and cos > 0.98:
+            step += "" if math.isnan(ratio) or math.isnan(cos_t) else f" / {cos_t:.3f}"
+            if r.get("rescaled", not math.isnan(cos) and cos > 0.98):
                 rescaled.append(method)
             meta = f"{r['meta_seconds']:.0f} s" if r["meta_seconds"] else ""
             lr = _lr_text(r.get("lrs", []))
@@ -474,8 +480,8 @@ def markdown(summary: dict[str, Any]) -> str:
         if rescaled:
             lines.append("")
             lines.append(
-                f"Essentially a rescaled cross-entropy (gradient cosine > 0.98): "
-                f"{', '.join(rescaled)}."
+                "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "
+                f"100 CE steps, every seed): {', '.join(rescaled)}."
             )
         lines.append("")
     return "\n".join(lines)
