@@ -633,7 +633,7 @@ def bench(
     )  # fmt: skip
     from metaloss.suite import markdown
 
-    console.print(markdown(summary))
+    console.print(markdown(summary), soft_wrap=True, markup=False)
     console.print(f"[green]wrote[/] {out}/summary.json, {out}/table.md")
 
 
