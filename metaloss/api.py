@@ -131,7 +131,7 @@ def evaluate(
     from metaloss.progress import progress_bar
     from metaloss.seeds import check_seed
     from metaloss.training import train
-    from metaloss.tuning import tune_lr
+    from metaloss.tuning import tune_lr, tune_whole_runs
 
     if progress is None:
         progress = _progress_default()
@@ -158,7 +158,14 @@ def evaluate(
             row_config = config
             if tune:
                 if online is not None:
-                    tuning = _tune_online_run(online, task, config, tune_config, advance)
+                    from metaloss.meta.online import continue_online
+
+                    def one_run(t: Task, s: int, lr: float, run: Path = online) -> float:
+                        return continue_online(
+                            run, t, seed=s, config=config.with_(lr=lr)
+                        ).val_metric
+
+                    tuning = tune_whole_runs(task, one_run, config.lr, tune_config, advance)
                 else:
                     tuning = tune_lr(task, loss, config, tune_config, progress=advance)
                 row_config = config.with_(lr=tuning.lr)
@@ -217,35 +224,3 @@ def _online_source(spec: str | Loss | Path, frozen: bool) -> Path | None:
     from metaloss.meta.online import is_online_loss
 
     return Path(str(spec)) if is_online_loss(Path(str(spec))) else None
-
-
-def _tune_online_run(
-    run: Path, task: Task, config: TrainConfig, tune: TuneConfig, advance: Callable[..., None]
-) -> Any:
-    """The lr grid for an online (AdaLFL) run: whole online runs on the tuning seeds.
-
-    The test split is never read: the runs see the validation split in its place. The
-    fixed grid is used (no widening: each point is a whole online run).
-    """
-    from dataclasses import replace
-
-    from metaloss.meta.online import continue_online
-    from metaloss.seeds import tuning_seeds
-    from metaloss.tuning import GridPoint, LrTuning, choose
-
-    start = time.perf_counter()
-    hidden = replace(task, test=task.val)  # never read the test split while tuning
-    seeds = tuning_seeds(tune.seeds)
-    points = []
-    for f in tune.factors:
-        lr = config.lr * f
-        vals = [
-            continue_online(run, hidden, seed=s, config=config.with_(lr=lr)).val_metric
-            for s in seeds
-        ]
-        advance(len(seeds))
-        points.append(GridPoint(lr, [float(v) for v in vals]))
-    best = choose(points)
-    return LrTuning(best.lr, points, seeds, seconds=time.perf_counter() - start,
-                    rule="lowest mean validation metric over tuning seeds; ties -> smaller lr "
-                    "(fixed grid: online runs)", config=tune.to_dict())  # fmt: skip

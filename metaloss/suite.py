@@ -26,7 +26,6 @@ import numpy as np
 from metaloss import io
 from metaloss.errors import ConfigError
 from metaloss.results import holm, welch_ci, welch_p
-from metaloss.seeds import tuning_seeds
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
 
@@ -160,24 +159,6 @@ def _learn(
     return ml.learn(name, task, seed=seed, progress=progress, **options)
 
 
-def _tune_online(task: Any, method: str, options: dict[str, Any], tune: Any, log: Any) -> Any:
-    """Tune the learning rate of a whole online run (AdaLFL or its control)."""
-    from metaloss.tuning import GridPoint, LrTuning, choose
-
-    base = task.defaults.lr
-    seeds = tuning_seeds(tune.seeds)
-    t0 = time.perf_counter()
-    points = []
-    for f in tune.factors:
-        lr = base * f
-        vals = [_learn(method, task, s, {**options, "lr": lr}).info["val_metric"] for s in seeds]
-        points.append(GridPoint(lr, [float(v) for v in vals]))
-    best = choose(points)
-    log(f"{task.name:>22} {method:>14} tuned lr {best.lr:g} (mean val {best.mean:.4f})")
-    return LrTuning(best.lr, points, seeds, seconds=time.perf_counter() - t0,
-                    config=tune.to_dict())  # fmt: skip
-
-
 def _baseline_for(method: str, classification: bool) -> str:
     """The hand-made loss behind a baseline method name (CE becomes MSE for regression)."""
     if method in ("ce", "mse"):
@@ -221,7 +202,7 @@ def run_suite(
     from metaloss.diagnostics import step_diagnostic
     from metaloss.seeds import check_seed
     from metaloss.training import is_collapsed, train
-    from metaloss.tuning import tune_lr
+    from metaloss.tuning import tune_lr, tune_whole_runs
 
     check_seed(first_seed, "first_seed")
 
@@ -300,7 +281,15 @@ def run_suite(
                     if tune:
                         key = (task_name, method)
                         if key not in shared_tuning:
-                            shared_tuning[key] = _tune_online(task, method, kw, tune_config, log)
+
+                            def one_run(
+                                t: Any, s: int, lr: float, m: str = method, o: dict = kw
+                            ) -> float:
+                                return _learn(m, t, s, {**o, "lr": lr}).info["val_metric"]
+
+                            shared_tuning[key] = tune_whole_runs(task, one_run, task.defaults.lr,
+                                                                 tune_config)  # fmt: skip
+                            log(f"{task_name:>22} {method:>14} tuned lr {shared_tuning[key].lr:g}")
                         tuning = shared_tuning[key]
                         kw["lr"] = tuning.lr
                     res = _learn(method, task, seed, kw, progress)

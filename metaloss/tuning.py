@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from metaloss.errors import ConfigError
 from metaloss.seeds import tuning_seeds
 from metaloss.tasks.base import Task, TrainConfig
 
-__all__ = ["TuneConfig", "GridPoint", "LrTuning", "tune_lr", "DEFAULT_FACTORS"]
+__all__ = ["TuneConfig", "GridPoint", "LrTuning", "tune_lr", "tune_whole_runs", "DEFAULT_FACTORS"]
 
 DEFAULT_FACTORS: tuple[float, ...] = tuple(2.0**k for k in range(-2, 7))  # x1/4 ... x64
 TIE = 1e-12
@@ -138,10 +137,6 @@ def _num(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def _has_dropout(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
-
-
 def choose(points: Sequence[GridPoint]) -> GridPoint:
     """The winning grid point: lowest mean validation metric; ties -> smaller lr."""
     if not points:
@@ -192,6 +187,7 @@ def tune_lr(
     ``config`` is the training protocol (default: the task's); its ``lr`` is the grid's
     centre. ``progress(n)`` is called after every ``n`` finished training runs.
     """
+    from metaloss.evaluators.batched import _has_dropout
     from metaloss.losses.base import Loss
 
     config = config or task.defaults
@@ -253,5 +249,41 @@ def tune_lr(
         note="; ".join(notes),
         seconds=time.perf_counter() - start,
         batched=batched,
+        config=tune.to_dict(),
+    )
+
+
+def tune_whole_runs(
+    task: Task,
+    run: Callable[[Task, int, float], float],
+    base_lr: float,
+    tune: TuneConfig,
+    progress: Callable[[int], None] | None = None,
+) -> LrTuning:
+    """The fixed grid for methods whose meta-test run is their own run (AdaLFL online).
+
+    ``run(task, seed, lr)`` trains once and returns the validation metric. Each grid point is
+    a whole run on every tuning seed, so the grid is not widened. The runs get ``task`` with
+    its test split replaced by the validation split: tuning never reads test data.
+    """
+    from dataclasses import replace
+
+    start = time.perf_counter()
+    hidden = replace(task, test=task.val)
+    seeds = tuning_seeds(tune.seeds)
+    points = []
+    for f in tune.factors:
+        lr = base_lr * f
+        points.append(GridPoint(lr, [float(run(hidden, s, lr)) for s in seeds]))
+        if progress is not None:
+            progress(len(seeds))
+    best = choose(points)
+    return LrTuning(
+        best.lr,
+        points,
+        seeds,
+        seconds=time.perf_counter() - start,
+        rule="lowest mean validation metric over tuning seeds; ties -> smaller lr "
+        "(fixed grid: online runs)",
         config=tune.to_dict(),
     )
