@@ -40,10 +40,11 @@ from metaloss.losses.symbolic import (
     Tree,
     canonical,
     double_tournament,
-    one_point_crossover,
     ramped_half_and_half,
-    subtree_mutation,
+    var_and,
+    var_or,
 )
+from metaloss.losses.symbolic.gp import TARGET_LOG_REASON, log_of_target
 from metaloss.meta.search import run_search
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
@@ -78,15 +79,29 @@ class GPSearch:
         hof_size: int = 10,
         learn_weights: bool = True,
         seed: int = 0,
+        variation: str = "and",
+        fitness_first: bool = True,
+        mutation_method: str = "grow",
+        root_weight: bool = True,
+        reject_target_log: bool = False,
     ) -> None:
         if population < 2 or not 0 <= crossover <= 1 or not 0 <= mutation <= 1:
             raise ConfigError("gp: population >= 2, crossover and mutation in [0, 1]")
+        if variation not in ("and", "or"):
+            raise ConfigError(f"gp: variation must be 'and' or 'or', got {variation!r}")
+        if variation == "or" and crossover + mutation > 1:
+            raise ConfigError("gp: variation 'or' needs crossover + mutation <= 1")
+        if mutation_method not in ("grow", "half"):
+            raise ConfigError(f"gp: mutation_method must be grow or half, got {mutation_method!r}")
         if not 0 <= elitism < population:
             raise ConfigError("gp: elitism must be in [0, population)")
         self.population, self.crossover, self.mutation = population, crossover, mutation
         self.tournament, self.parsimony, self.max_height = tournament, parsimony, max_height
         self.init_depth, self.elitism, self.hof_size = tuple(init_depth), elitism, hof_size
         self.learn_weights, self.seed = learn_weights, seed
+        self.variation, self.fitness_first = variation, bool(fitness_first)
+        self.mutation_method, self.root_weight = mutation_method, bool(root_weight)
+        self.reject_target_log = bool(reject_target_log)
         self.seed_trees = [Tree.parse(t) for t in resolve_seed_trees(seed_trees)]
         if len(self.seed_trees) > population:
             raise ConfigError("gp: more seed_trees than the population size")
@@ -98,6 +113,7 @@ class GPSearch:
         self._next_id = 0
         self.evaluated = 0
         self.cache_hits = 0
+        self.rejected_early = 0
 
     # -- variation -------------------------------------------------------------------------
     def _offspring(self) -> list[Tree]:
@@ -105,18 +121,20 @@ class GPSearch:
         sizes = [m.tree.size for m in self.members]
         n = self.population - self.elitism
         idx = double_tournament(
-            range(len(self.members)), fits, sizes, n, self.rng, self.tournament, self.parsimony
+            range(len(self.members)),
+            fits,
+            sizes,
+            n,
+            self.rng,
+            self.tournament,
+            self.parsimony,
+            self.fitness_first,
         )
-        kids = [self.members[i].tree for i in idx]
-        for i in range(1, len(kids), 2):
-            if self.rng.random() < self.crossover:
-                kids[i - 1], kids[i] = one_point_crossover(
-                    kids[i - 1], kids[i], self.rng, self.max_height
-                )
-        for i in range(len(kids)):
-            if self.rng.random() < self.mutation:
-                kids[i] = subtree_mutation(kids[i], self.rng, max_height=self.max_height)
-        return kids
+        parents = [self.members[i].tree for i in idx]
+        vary = var_or if self.variation == "or" else var_and
+        return vary(
+            parents, self.rng, self.crossover, self.mutation, self.max_height, self.mutation_method
+        )
 
     def _key(self, tree: Tree) -> str:
         return canonical(tree)
@@ -144,10 +162,19 @@ class GPSearch:
                 self._next.append(self.cache[key])
                 continue
             member = self._pending.get(key)
-            if member is None:
+            if member is None and self.reject_target_log and log_of_target(tree):
+                member = Member(tree, key, reason=TARGET_LOG_REASON)
+                self.cache[key] = member  # rejected before evaluation: fitness stays inf
+                self.rejected_early += 1
+            elif member is None:
                 member = Member(tree, key)
                 self._pending[key] = member
-                loss = SymbolicLoss(tree, learn_weights=self.learn_weights, seed=self._next_id)
+                loss = SymbolicLoss(
+                    tree,
+                    learn_weights=self.learn_weights,
+                    seed=self._next_id,
+                    root_weight=self.root_weight,
+                )
                 cands.append(Candidate(self._next_id, loss.spec(), {}))
                 self._next_id += 1
             self._next.append(member)
@@ -171,7 +198,9 @@ class GPSearch:
         return sorted(ok, key=lambda m: (m.fitness, m.tree.size))[: self.hof_size]
 
     def loss_of(self, member: Member) -> SymbolicLoss:
-        loss = SymbolicLoss(member.tree, learn_weights=self.learn_weights)
+        loss = SymbolicLoss(
+            member.tree, learn_weights=self.learn_weights, root_weight=self.root_weight
+        )
         if member.weights is not None:
             loss.load_state_dict({"weights": member.weights})
         return loss
@@ -212,19 +241,44 @@ def resolve_seed_trees(seed_trees: Sequence[str] | str | None) -> list[str]:
 
 
 def rejection_filter(
-    loss: torch.nn.Module, task: Task, seed: int = 0, n: int = 256, steps: int = 50, lr: float = 0.5
+    loss: torch.nn.Module,
+    task: Task,
+    seed: int = 0,
+    n: int = 256,
+    steps: int = 50,
+    lr: float = 0.5,
+    start_from: str = "random",
+    momentum: float = 0.0,
+    nesterov: bool = False,
 ) -> tuple[bool, str]:
     """Minimise the loss directly over free predictions for a fixed batch of real targets.
 
     Accept when that lowers the task metric (error rate / MSE) of the free predictions:
     a loss that cannot even fit free outputs cannot train a model. Seeded, cheap.
+
+    ``start_from`` picks the starting predictions: ``"random"`` (small random logits for
+    ``n`` validation targets) or ``"model"`` (the EvoMAL reference's protocol: the outputs
+    of an untrained model of the task on the first ``n`` training inputs, optimised by SGD
+    with the given ``lr``, ``momentum`` and ``nesterov``). Both draws come from the search
+    stream of ``seed`` (:func:`metaloss.seeds.search_seed`), never a meta-test seed.
     """
-    g = torch.Generator().manual_seed(search_seed(seed, "filter"))
-    y = task.val.y[:n]
-    shape = (len(y), task.num_outputs)
-    z = (0.1 * torch.randn(shape, generator=g)).to(task.device).requires_grad_()
+    if start_from not in ("random", "model"):
+        raise ConfigError(f"filter: start_from must be 'random' or 'model', got {start_from!r}")
+    stream = search_seed(seed, "filter")
+    if start_from == "model":
+        y = task.train.y[:n]
+        model = task.make_model(stream % 2**32).to(task.device)
+        # train mode, as the reference calls its fresh network; the model is thrown away
+        with torch.no_grad():
+            z0 = model(task.train.x[:n].to(task.device))
+        z = z0.detach().clone().requires_grad_()
+    else:
+        g = torch.Generator().manual_seed(stream)
+        y = task.val.y[:n]
+        shape = (len(y), task.num_outputs)
+        z = (0.1 * torch.randn(shape, generator=g)).to(task.device).requires_grad_()
     start = float(task.metric(z.detach(), y))
-    opt = torch.optim.SGD([z], lr=lr)
+    opt = torch.optim.SGD([z], lr=lr, momentum=momentum, nesterov=nesterov)
     for _ in range(steps):
         value = loss(z, y)
         if not torch.isfinite(value):

@@ -23,6 +23,8 @@ from metaloss.losses.symbolic.gp import (
     height_limit,
     one_point_crossover,
     subtree_mutation,
+    var_and,
+    var_or,
     within_height,
 )
 from metaloss.losses.symbolic.module import SymbolicLoss, compile_tree, evaluate
@@ -76,5 +78,7 @@ __all__ = [
     "to_latex",
     "to_string",
     "to_sympy",
+    "var_and",
+    "var_or",
     "within_height",
 ]

@@ -92,15 +92,114 @@ def subtree_mutation(
     min_depth: int = 0,
     max_depth: int = 2,
     max_height: int = MAX_HEIGHT,
+    method: str = "grow",
 ) -> Tree:
-    """Replace a random subtree by a new ``grow`` tree of depth ``min_depth..max_depth``
-    (DEAP's ``mutUniform`` with ``genGrow``); the result is repaired and height-limited.
+    """Replace a random subtree by a new tree of depth ``min_depth..max_depth`` (DEAP's
+    ``mutUniform``); the result is repaired and height-limited.
+
+    ``method`` makes the new subtree: ``"grow"`` (``genGrow``) or ``"half"`` (``full`` or
+    ``grow`` with equal probability, ``genHalfAndHalf`` - the EvoMAL reference's choice).
     """
+    if method not in ("grow", "half"):
+        raise ConfigError(f"mutation method must be 'grow' or 'half', got {method!r}")
     r = as_rng(rng)
     i = r.randint(0, len(tree) - 1)
-    new = generate(r, min_depth, max_depth, "grow")
+    kind = "grow" if method == "grow" or r.random() < 0.5 else "full"
+    new = generate(r, min_depth, max_depth, kind)
     child = tree.replace(i, new).repair(r, max_height)
     return _limit([child], [tree], max_height)[0]
+
+
+def var_and(
+    parents: Sequence[Tree],
+    rng: RandomLike,
+    crossover: float,
+    mutation: float,
+    max_height: int = MAX_HEIGHT,
+    mutation_method: str = "grow",
+) -> list[Tree]:
+    """DEAP's ``varAnd``: neighbouring pairs cross over with probability ``crossover``, then
+    every child mutates with probability ``mutation``, independently.
+
+    A child may get both operators or neither (an unchanged clone, with probability
+    ``(1 - crossover) * (1 - mutation)`` when crossover leaves it alone).
+
+    >>> kids = var_and([Tree.parse("add(y, y_hat)")] * 4, 0, crossover=0.0, mutation=0.0)
+    >>> [str(k) for k in kids] == ["(y + y_hat)"] * 4
+    True
+    """
+    r = as_rng(rng)
+    kids = list(parents)
+    for i in range(1, len(kids), 2):
+        if r.random() < crossover:
+            kids[i - 1], kids[i] = one_point_crossover(kids[i - 1], kids[i], r, max_height)
+    for i in range(len(kids)):
+        if r.random() < mutation:
+            kids[i] = subtree_mutation(kids[i], r, max_height=max_height, method=mutation_method)
+    return kids
+
+
+def var_or(
+    parents: Sequence[Tree],
+    rng: RandomLike,
+    crossover: float,
+    mutation: float,
+    max_height: int = MAX_HEIGHT,
+    mutation_method: str = "half",
+) -> list[Tree]:
+    """``varOr`` as the EvoMAL reference applies it: one child per selected parent, made by
+    crossover *or* mutation *or* reproduction.
+
+    For parent ``i`` a draw ``u`` picks crossover with a randomly chosen selected parent
+    (keeping the first child) when ``u < crossover``, subtree mutation (depth 0-2, made by
+    ``mutation_method``) when ``u < crossover + mutation``, and a copy otherwise. A child
+    taller than ``max_height`` is replaced by its parent (reproduction).
+
+    >>> kids = var_or([Tree.parse("add(y, y_hat)")] * 3, 0, crossover=0.0, mutation=0.0)
+    >>> [str(k) for k in kids] == ["(y + y_hat)"] * 3
+    True
+    """
+    if not 0 <= crossover + mutation <= 1 or min(crossover, mutation) < 0:
+        raise ConfigError(
+            f"varOr needs crossover, mutation >= 0 with crossover + mutation <= 1, "
+            f"got {crossover} + {mutation}"
+        )
+    r = as_rng(rng)
+    kids = []
+    for parent in parents:
+        u = r.random()
+        if u < crossover:
+            child, _ = one_point_crossover(parent, r.choice(list(parents)), r, max_height)
+        elif u < crossover + mutation:
+            child = subtree_mutation(parent, r, max_height=max_height, method=mutation_method)
+        else:
+            child = parent
+        kids.append(child)
+    return kids
+
+
+#: Why :func:`log_of_target` trees are rejected (the reason recorded for them).
+TARGET_LOG_REASON = "plog of a target-only subtree: a disguised constant log(1e-7) = -16.1"
+
+
+def log_of_target(tree: Tree) -> bool:
+    """True when a ``plog`` node's argument depends on the target ``y`` but not on ``y_hat``.
+
+    Over one-hot targets such an argument takes the values of its subtree at ``y = 0`` and
+    ``y = 1``; where it is 0 the protected log returns ``log(1e-7) = -16.1``. The term is a
+    constant in disguise: a search at a fixed learning rate uses it as a hidden step-size
+    factor (one search found ``plog(y)`` as a x379 scale). Searches with
+    ``reject_target_log`` drop these trees before any evaluation.
+
+    >>> log_of_target(Tree.parse("mul(y_hat, plog(y))")), log_of_target(Tree.parse("plog(y_hat)"))
+    (True, False)
+    """
+    for i, name in enumerate(tree.nodes):
+        if name == "plog":
+            arg = tree.subtree(i + 1).nodes
+            if "y" in arg and "y_hat" not in arg:
+                return True
+    return False
 
 
 def _key(fitness: float) -> float:
@@ -176,9 +275,13 @@ def double_tournament(
 
 
 __all__ = [
+    "TARGET_LOG_REASON",
     "double_tournament",
+    "log_of_target",
     "height_limit",
     "one_point_crossover",
     "subtree_mutation",
+    "var_and",
+    "var_or",
     "within_height",
 ]

@@ -86,6 +86,9 @@ class SymbolicLoss(OutputWiseLoss):
         learn_weights: EvoMAL (True): ``weights`` is an ``nn.Parameter``, initialised to
             ``1 + weight_init_std * N(0, 1)`` from ``seed``. GP-LFL (False): a buffer of ones.
         class_reduction: "sum" (EvoMAL) or "mean" over the per-class values.
+        root_weight: with False the root's weight is fixed at 1, so only child -> parent
+            edges carry weights, as the EvoMAL reference does; a root weight (True, our
+            default) multiplies the whole loss: a free global step-size factor.
 
     The state dict always holds ``weights`` (one per edge, see :attr:`Tree.edges`).
 
@@ -103,6 +106,7 @@ class SymbolicLoss(OutputWiseLoss):
         class_reduction: str = "sum",
         weight_init_std: float = 1e-3,
         seed: int = 0,
+        root_weight: bool = True,
     ) -> None:
         super().__init__(class_reduction)
         if not weight_init_std >= 0:
@@ -111,10 +115,13 @@ class SymbolicLoss(OutputWiseLoss):
         self.learn_weights = bool(learn_weights)
         self.weight_init_std = float(weight_init_std)
         self.seed = int(seed)
+        self.root_weight = bool(root_weight)
         n = self.tree.edges
         if self.learn_weights:
             gen = torch.Generator().manual_seed(self.seed)
             init = 1.0 + self.weight_init_std * torch.randn(n, generator=gen)
+            if not self.root_weight:
+                init[0] = 1.0
             self.weights = nn.Parameter(init)
         else:
             self.register_buffer("weights", torch.ones(n))
@@ -125,29 +132,42 @@ class SymbolicLoss(OutputWiseLoss):
         """Build from the prefix notation, e.g. ``SymbolicLoss.from_string("add(y, y_hat)")``."""
         return cls(Tree.parse(text), **kwargs)
 
+    def effective_weights(self) -> Tensor:
+        """The weights the tree is evaluated with: the root's is 1 without ``root_weight``."""
+        w = self.weights
+        if self.root_weight:
+            return w
+        return torch.cat([torch.ones_like(w[:1]), w[1:]])
+
     def pointwise(self, p: Tensor, t: Tensor) -> Tensor:
-        return evaluate(self._program, p, t, self.weights)
+        return evaluate(self._program, p, t, self.effective_weights())
 
     def config(self) -> dict[str, Any]:
-        return {
+        out = {
             "tree": self.tree.to_json(),
             "learn_weights": self.learn_weights,
             "class_reduction": self.class_reduction,
             "weight_init_std": self.weight_init_std,
             "seed": self.seed,
         }
+        if not self.root_weight:  # written only when set: older specs stay unchanged
+            out["root_weight"] = False
+        return out
 
     def describe(self, digits: int = 3) -> str:
         """The formula; learned weights are shown rounded (those rounding to 1 are left out)."""
-        return to_string(self.tree, self.weights if self.learn_weights else None, digits)
+        return to_string(self.tree, self._shown(), digits)
 
     def to_sympy(self) -> sympy.Expr:
         """The sympy expression, including the learned weights."""
-        return to_sympy(self.tree, self.weights if self.learn_weights else None)
+        return to_sympy(self.tree, self._shown())
 
     def to_latex(self, simplify: bool = False) -> str:
         """LaTeX of the formula, including the learned weights."""
-        return to_latex(self.tree, self.weights if self.learn_weights else None, simplify)
+        return to_latex(self.tree, self._shown(), simplify)
+
+    def _shown(self) -> Tensor | None:
+        return self.effective_weights().detach() if self.learn_weights else None
 
     def extra_repr(self) -> str:
         return f"{self.tree}, learn_weights={self.learn_weights}"
