@@ -8,7 +8,7 @@ with its ``checkpoint-<hex>.safetensors`` tensors (:mod:`metaloss.checkpoint`), 
 its :data:`GENERATIONS` log and :data:`EVALS` cache (:mod:`metaloss.meta.search`).
 ``metaloss show`` draws :data:`PLOT`; ``metaloss report`` writes :data:`REPORT_HTML` and
 :data:`REPORT_MD`. A bench folder (:func:`metaloss.suite.run_suite`) holds :data:`SUITE`,
-:data:`CELLS` and :data:`SUMMARY`.
+:data:`CELLS`, :data:`SUMMARY` and :data:`TABLE`.
 
 Example:
     >>> from pathlib import Path
@@ -42,6 +42,8 @@ PLOT = "loss.png"
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 #: A bench folder: its settings, one JSON line per cell, the summary of all cells.
 SUITE, CELLS, SUMMARY = "suite.json", "cells.jsonl", "summary.json"
+#: A bench folder's markdown table of the summary.
+TABLE = "table.md"
 
 #: Every file a run may write (a run directory is "non-empty" when one of them is).
 RUN_FILES = (SPEC, WEIGHTS, HISTORY, EXTRA, CHECKPOINT, GENERATIONS, EVALS)

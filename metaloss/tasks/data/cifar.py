@@ -31,7 +31,7 @@ _CIFAR_PIXELS = 3 * 32 * 32
 
 
 def _read_cifar_records(path: Path, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
-    from metaloss.io import read_bytes_capped
+    from metaloss.safefiles import read_bytes_capped
 
     record = n_labels + _CIFAR_PIXELS
     raw = read_bytes_capped(path, MAX_DATA_BYTES, DataError)

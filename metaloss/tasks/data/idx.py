@@ -31,7 +31,7 @@ _IDX_DTYPES = {
 def _read_maybe_gzip(path: Path) -> bytes:
     """The bytes of a (possibly gzipped) data file, at most :data:`MAX_DATA_BYTES` of them
     (compressed or not: a gzip bomb stops at the limit)."""
-    from metaloss.io import read_bytes_capped
+    from metaloss.safefiles import read_bytes_capped
 
     raw = read_bytes_capped(path, MAX_DATA_BYTES, DataError)
     if raw[:2] != b"\x1f\x8b":

@@ -318,6 +318,6 @@ def _valid_image_cache(a: dict[str, np.ndarray]) -> bool:
 
 
 def _read_image(path: Path) -> bytes:
-    from metaloss.io import read_bytes_capped
+    from metaloss.safefiles import read_bytes_capped
 
     return read_bytes_capped(path, MAX_IMAGE_FILE_BYTES, DataError)
