@@ -771,6 +771,31 @@ def test_standardizer_fitted_on_train_only() -> None:
         Standardizer().transform(train)
 
 
+def test_scikit_learn_equivalents_differ_so_the_hand_written_ones_stay() -> None:
+    """Why Standardizer / stratified_split are not scikit-learn's StandardScaler /
+    train_test_split(stratify=...): on ordinary columns the scaler agrees bit for bit, but
+    a near-constant column gets scale 1 from scikit-learn (its 'constant feature' rule) and
+    its true tiny std here; and the split draws other examples for the same seed, which
+    would change every registry task's validation split (and so its tuned learning rates)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 6)) * rng.uniform(0.1, 100, 6) + rng.uniform(-1e3, 1e3, 6)
+    x = x.astype(np.float32)
+    ours = Standardizer().fit(x[:300]).transform(x)
+    theirs = StandardScaler().fit(x[:300].astype(np.float64)).transform(x.astype(np.float64))
+    assert np.array_equal(ours, theirs.astype(np.float32))  # ordinary data: identical
+    near = np.array([[1e6], [1e6 + 1e-9], [1e6]])
+    assert float(Standardizer().fit(near).std.ravel()[0]) == pytest.approx(np.std(near))
+    assert StandardScaler().fit(near).scale_[0] == 1.0  # scikit-learn: treated as constant
+    y = np.repeat(np.arange(3), 50)
+    ours_va = stratified_split(y, 0.2, seed=0)[1]
+    theirs_va = train_test_split(np.arange(150), test_size=0.2, stratify=y, random_state=0)[1]
+    assert len(ours_va) == len(theirs_va) == 30
+    assert set(ours_va) != set(theirs_va)  # another split for the same seed
+
+
 # --------------------------------------------------------------------------------------------
 # generated / bundled sets
 # --------------------------------------------------------------------------------------------

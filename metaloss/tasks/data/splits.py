@@ -1,10 +1,11 @@
 """Seeded stratified train/validation splits and train-split standardisation.
 
 Both are hand-written rather than scikit-learn's ``train_test_split(stratify=...)`` /
-``StandardScaler``: the split fixes which examples every seed trains and validates on (and so
-the registry's tuned learning rates), which scikit-learn's different RNG and rounding would
-change; the scaler also averages over image axes ``(0, 2, 3)``, which ``StandardScaler``
-(per column of a 2-D array) cannot.
+``StandardScaler`` (``tests/test_datasets.py`` checks the differences): the split fixes which
+examples every seed trains and validates on (and so the registry's tuned learning rates),
+and scikit-learn's RNG draws other examples for the same seed; the scaler agrees bit for bit
+on ordinary columns but scikit-learn gives near-constant columns scale 1, it cannot average
+over image axes ``(0, 2, 3)``, and importing scikit-learn costs seconds per process.
 
 Example:
     >>> import numpy as np
