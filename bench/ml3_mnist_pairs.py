@@ -19,7 +19,7 @@ from common import write_result
 from metaloss.losses import get_loss
 from metaloss.losses.neural import NeuralLoss
 from metaloss.meta.unrolled import ML3Config, meta_train
-from metaloss.tasks import datasets as ds
+from metaloss.tasks import data as ds
 from metaloss.tasks.base import TrainConfig
 from metaloss.tasks.registry import TaskSpec, build_task
 from metaloss.training import train

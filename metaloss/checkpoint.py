@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from metaloss import io
+from metaloss import io, rundir
 from metaloss.errors import ArtifactError
 
-CKPT_JSON = "checkpoint.json"
-_TENSOR_NAME = re.compile(r"checkpoint-[0-9a-f]{16}\.safetensors")
+CKPT_JSON = rundir.CHECKPOINT
 
 
 def flatten(tree: Any, prefix: str = "") -> tuple[Any, dict[str, Tensor]]:
@@ -85,13 +83,13 @@ def save_checkpoint(
 
     blob = st_save({k: v.contiguous() for k, v in tensors.items()})
     digest = hashlib.sha256(blob).hexdigest()
-    name = f"checkpoint-{digest[:16]}.safetensors"
+    name = rundir.checkpoint_tensors(digest)
     io.atomic_write_bytes(run_dir / name, blob)
     meta = {"schema": io.SCHEMA_VERSION, "tensors": name, "sha256": digest, "state": skeleton}
     if identity is not None:
         meta["identity"] = io._jsonable(identity)
     io.write_json(run_dir / CKPT_JSON, meta)
-    for old in run_dir.glob("checkpoint-*.safetensors"):
+    for old in run_dir.glob(rundir.CHECKPOINT_GLOB):
         if old.name != name:
             old.unlink(missing_ok=True)
 
@@ -113,7 +111,7 @@ def load_checkpoint(
         raise ArtifactError(f"{ck_path}: expected a JSON object")
     io.check_schema(meta, ck_path)
     name = meta.get("tensors")
-    if not isinstance(name, str) or not _TENSOR_NAME.fullmatch(name):
+    if not isinstance(name, str) or not rundir.is_checkpoint_tensors(name):
         raise ArtifactError(
             f"{ck_path}: field 'tensors' must name a checkpoint-<hex>.safetensors file in the "
             f"run directory, got {name!r}"
@@ -141,12 +139,3 @@ def load_checkpoint(
         return unflatten(meta.get("state"), tensors, device)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{ck_path}: field 'state' is corrupt ({exc!r})") from None
-
-
-def rng_state() -> dict[str, Tensor]:
-    """The global torch CPU RNG state."""
-    return {"torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict[str, Tensor]) -> None:
-    torch.set_rng_state(state["torch"])

@@ -1,8 +1,10 @@
 """Artifacts and checkpoints: JSON + safetensors, a schema version, atomic writes.
 
 A run directory holds ``spec.json`` (what the loss is and how it was found),
-``loss.safetensors`` (its tensors) and ``history.jsonl``. Loading never executes code
-from a file: the spec names a registered loss kind, the tensors are plain arrays.
+``loss.safetensors`` (its tensors) and ``history.jsonl`` (names in :mod:`metaloss.rundir`).
+Loading never executes code from a file: the spec names a registered loss kind, the tensors
+are plain arrays; every read is size-capped and confined to the run directory
+(:mod:`metaloss.safefiles`, re-exported here).
 
 Example:
     >>> import tempfile, metaloss as ml
@@ -20,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import stat
 import struct
 import tempfile
 from collections.abc import Iterable
@@ -31,18 +32,23 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from metaloss import rundir
 from metaloss.errors import ArtifactError, MetalossError
 from metaloss.losses.base import Loss, build_loss
+from metaloss.safefiles import (  # noqa: F401 - re-exported: the reading limits live there
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSONL_BYTES,
+    MAX_SAFETENSORS_HEADER,
+    MAX_TENSOR_BYTES,
+    confined,
+    json_depth,
+    parse_json,
+    read_bytes_capped,
+)
 
 SCHEMA_VERSION = 1
-SPEC_FILE, WEIGHTS_FILE, HISTORY_FILE = "spec.json", "loss.safetensors", "history.jsonl"
-
-#: Resource limits on reading a run directory (an untrusted one cannot exhaust the machine).
-MAX_JSON_BYTES = 64 << 20  # spec.json, checkpoint.json, summary.json
-MAX_JSONL_BYTES = 512 << 20  # generations.jsonl, history.jsonl
-MAX_TENSOR_BYTES = 4 << 30  # a safetensors file (checkpoints of large models included)
-MAX_JSON_DEPTH = 200  # nesting of JSON arrays / objects
-MAX_SAFETENSORS_HEADER = 16 << 20
+SPEC_FILE, WEIGHTS_FILE, HISTORY_FILE = rundir.SPEC, rundir.WEIGHTS, rundir.HISTORY
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -57,101 +63,6 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def read_bytes_capped(
-    path: str | Path, limit: int, error: type[Exception] = ArtifactError
-) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes.
-
-    Missing files, directories, devices / FIFOs (a symlink to ``/dev/zero``) and files over
-    the limit raise ``error`` naming the file; nothing beyond ``limit`` bytes is ever read.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"; _ = p.write_bytes(b"hi")
-        >>> read_bytes_capped(p, 10)
-        b'hi'
-    """
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, expected a file") from None
-    except OSError as e:
-        raise error(f"{path}: cannot read file ({e.strerror or e})") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise error(f"{path}: is a directory, expected a file")
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{path}: not a regular file (device, FIFO or socket)")
-        if st.st_size > limit:
-            raise error(f"{path}: {st.st_size} bytes, over the limit of {limit} bytes")
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, min(1 << 24, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise error(f"{path}: over the limit of {limit} bytes")
-        return b"".join(chunks)
-    except OSError as e:
-        raise error(f"{path}: cannot read file ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-
-
-def confined(run_dir: str | Path, name: str) -> Path:
-    """``run_dir / name``, refused (:class:`ArtifactError`) when it resolves outside
-    ``run_dir`` (``..``, an absolute path, a symbolic link pointing elsewhere).
-
-    Example:
-        >>> confined("/tmp", "a.json").name
-        'a.json'
-    """
-    base = Path(run_dir).resolve()
-    path = Path(run_dir) / name
-    target = path.resolve()
-    if target != base and base not in target.parents:
-        raise ArtifactError(f"{path}: points outside the run directory {run_dir}")
-    return path
-
-
-def json_depth(obj: Any) -> int:
-    """Nesting depth of a parsed JSON value (iterative: never a RecursionError).
-
-    Example:
-        >>> json_depth({"a": [1, [2]]}), json_depth(3)
-        (3, 0)
-    """
-    depth, stack = 0, [(obj, 1)]
-    while stack:
-        x, d = stack.pop()
-        if isinstance(x, dict):
-            depth = max(depth, d)
-            stack.extend((v, d + 1) for v in x.values())
-        elif isinstance(x, list):
-            depth = max(depth, d)
-            stack.extend((v, d + 1) for v in x)
-    return depth
-
-
-def parse_json(text: str | bytes, where: str, error: type[Exception] = ArtifactError) -> Any:
-    """Parse JSON text; invalid or nested deeper than :data:`MAX_JSON_DEPTH` -> ``error``."""
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        raise error(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise error(f"{where}: not valid JSON ({exc})") from None
-    if json_depth(obj) > MAX_JSON_DEPTH:
-        raise error(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return obj
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -59,7 +59,7 @@ class LearnResult:
 
         ``spec.json`` also records the task's data (``data``, see
         :mod:`metaloss.tasks.provenance`) when :meth:`record_data` was called."""
-        from metaloss import io
+        from metaloss import io, rundir
 
         meta = {
             "method": self.method,
@@ -72,8 +72,60 @@ class LearnResult:
         }
         out = io.save_loss(path, self.loss, meta=meta, history=self.history)
         if self.tensors:
-            io.save_tensors(out / "extra.safetensors", self.tensors)
+            io.save_tensors(out / rundir.EXTRA, self.tensors)
         return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> LearnResult:
+        """A run saved by :meth:`save`, read back (a run directory or its ``spec.json``).
+
+        As safe as :func:`metaloss.io.load`: no code is executed, every file is size-capped
+        and must lie inside the run directory, the weights are checked against the spec.
+        Values come back as JSON gives them (tuples as lists; infinities written as
+        ``"inf"``). A malformed field raises :class:`~metaloss.errors.ArtifactError`.
+
+        Example:
+            >>> import tempfile
+            >>> from metaloss.losses.taylor import TaylorLoss
+            >>> r = LearnResult("taylorglo", "iris-linear", TaylorLoss(), 1.5, [{"step": 0}])
+            >>> back = LearnResult.load(r.save(tempfile.mkdtemp()))
+            >>> back.method, back.seconds, back.history, type(back.loss).__name__
+            ('taylorglo', 1.5, [{'step': 0}], 'TaylorLoss')
+        """
+        from metaloss import io, rundir
+        from metaloss.errors import ArtifactError
+
+        spec, run_dir = io.read_spec(path)
+        loss = io.load(run_dir)
+        where = run_dir / rundir.SPEC
+        fields: dict[str, Any] = {}
+        for key, kind in (("method", str), ("task", str), ("data", dict)):
+            value = spec.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise ArtifactError(f"{where}: field {key!r} must be a JSON {kind.__name__}")
+            fields[key] = value
+        seconds = spec.get("seconds", math.nan)
+        if seconds is None:  # NaN is written as null
+            seconds = math.nan
+        try:
+            seconds = float(seconds)  # also "inf" / "-inf" as written for infinities
+        except (TypeError, ValueError):
+            raise ArtifactError(f"{where}: field 'seconds' must be a number") from None
+        history = io.read_jsonl(io.confined(run_dir, rundir.HISTORY))
+        extra = io.confined(run_dir, rundir.EXTRA)
+        tensors = io.load_tensors(extra) if extra.exists() or extra.is_symlink() else {}
+        return cls(
+            method=fields["method"] or "?",
+            task=fields["task"] or "?",
+            loss=loss,
+            seconds=seconds,
+            history=history,
+            config=spec.get("config") or {},
+            hall_of_fame=spec.get("hall_of_fame") or [],
+            info=spec.get("info") or {},
+            tensors=dict(tensors),
+            data=fields["data"] or {},
+        )
 
 
 def welch_p(a: list[float], b: list[float]) -> float:

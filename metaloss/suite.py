@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from metaloss import io
+from metaloss import io, rundir
 from metaloss.errors import ConfigError
 from metaloss.results import holm, welch_ci, welch_p
 from metaloss.tasks.registry import OLD_DEFAULT_LR
@@ -224,13 +224,13 @@ def run_suite(
         raise ConfigError(
             f"bench --out {out}: cannot write there ({exc.strerror or exc})"
         ) from None
-    cells_path = out / "cells.jsonl"
+    cells_path = out / rundir.CELLS
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
     n_seeds = seeds or suite.seeds
     task_names = list(tasks or suite.tasks)
     method_names = list(methods or suite.methods)
     io.write_json(
-        out / "suite.json",
+        out / rundir.SUITE,
         {
             "suite": suite.name,
             "tasks": task_names,
@@ -359,8 +359,8 @@ def run_suite(
                     f"train {train_seconds:.0f} s)"
                 )
     summary = summarise(io.read_jsonl(cells_path))
-    io.write_json(out / "summary.json", summary)
-    (out / "table.md").write_text(markdown(summary))
+    io.write_json(out / rundir.SUMMARY, summary)
+    (out / rundir.TABLE).write_text(markdown(summary))
     return summary
 
 

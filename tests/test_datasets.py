@@ -193,9 +193,9 @@ def test_find_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         find_data_dir("no_such_set", None)
     monkeypatch.delenv("METALOSS_DATA_DIR")
     monkeypatch.chdir(tmp_path)
-    import metaloss.tasks.datasets as datasets_module
+    import metaloss.tasks.data.locate as locate_module
 
-    monkeypatch.setattr(datasets_module, "CHECKOUT_PARENT", tmp_path / "elsewhere")
+    monkeypatch.setattr(locate_module, "CHECKOUT_PARENT", tmp_path / "elsewhere")
     with pytest.raises(DataError, match="--data-dir"):
         find_data_dir("mnist", None)
 
@@ -771,6 +771,31 @@ def test_standardizer_fitted_on_train_only() -> None:
         Standardizer().transform(train)
 
 
+def test_scikit_learn_equivalents_differ_so_the_hand_written_ones_stay() -> None:
+    """Why Standardizer / stratified_split are not scikit-learn's StandardScaler /
+    train_test_split(stratify=...): on ordinary columns the scaler agrees bit for bit, but
+    a near-constant column gets scale 1 from scikit-learn (its 'constant feature' rule) and
+    its true tiny std here; and the split draws other examples for the same seed, which
+    would change every registry task's validation split (and so its tuned learning rates)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 6)) * rng.uniform(0.1, 100, 6) + rng.uniform(-1e3, 1e3, 6)
+    x = x.astype(np.float32)
+    ours = Standardizer().fit(x[:300]).transform(x)
+    theirs = StandardScaler().fit(x[:300].astype(np.float64)).transform(x.astype(np.float64))
+    assert np.array_equal(ours, theirs.astype(np.float32))  # ordinary data: identical
+    near = np.array([[1e6], [1e6 + 1e-9], [1e6]])
+    assert float(Standardizer().fit(near).std.ravel()[0]) == pytest.approx(np.std(near))
+    assert StandardScaler().fit(near).scale_[0] == 1.0  # scikit-learn: treated as constant
+    y = np.repeat(np.arange(3), 50)
+    ours_va = stratified_split(y, 0.2, seed=0)[1]
+    theirs_va = train_test_split(np.arange(150), test_size=0.2, stratify=y, random_state=0)[1]
+    assert len(ours_va) == len(theirs_va) == 30
+    assert set(ours_va) != set(theirs_va)  # another split for the same seed
+
+
 # --------------------------------------------------------------------------------------------
 # generated / bundled sets
 # --------------------------------------------------------------------------------------------
@@ -862,5 +887,10 @@ def test_cache_unwritable_warns_but_loads(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_no_pickle_in_module() -> None:
-    source = Path(ds.__file__).read_text()
-    assert "import pickle" not in source and "allow_pickle=True" not in source
+    import metaloss.tasks.data as data_pkg
+
+    files = [Path(ds.__file__), *Path(data_pkg.__file__).parent.glob("*.py")]
+    assert len(files) > 5
+    for f in files:
+        source = f.read_text()
+        assert "import pickle" not in source and "allow_pickle=True" not in source, f

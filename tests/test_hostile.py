@@ -692,7 +692,7 @@ def test_data_validation_after_the_float32_cast():
 
 def test_gzip_bombs_stop_at_the_limit(tmp_path, monkeypatch):
     from metaloss.errors import DataError
-    from metaloss.tasks import datasets
+    from metaloss.tasks.data import idx as datasets
 
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(bytes(5000)))

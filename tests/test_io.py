@@ -88,3 +88,55 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
     with pytest.raises(ArtifactError, match="corrupt checkpoint"):
         load_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path / "none") is None
+
+
+def test_learn_result_load_round_trip(tmp_path):
+    """LearnResult.save then LearnResult.load gives back every field (and the same loss)."""
+    from metaloss.results import LearnResult
+
+    loss = NeuralLoss.ml3(seed=3)
+    res = LearnResult(
+        method="ml3",
+        task="iris-linear",
+        loss=loss,
+        seconds=12.5,
+        history=[{"meta_step": 0, "meta_loss": 1.25}, {"meta_step": 1, "meta_loss": 0.75}],
+        config={"meta_steps": 2, "hidden": [8, 8]},
+        hall_of_fame=[{"fitness": 0.1, "formula": "x**2"}],
+        info={"final": 0.5},
+        tensors={"snapshot.0.w": torch.arange(6.0).view(2, 3)},
+        data={"source": "built in", "files": []},
+    )
+    back = LearnResult.load(res.save(tmp_path / "run"))
+    for name in ("method", "task", "seconds", "history", "config", "hall_of_fame", "info", "data"):
+        assert getattr(back, name) == getattr(res, name), name
+    assert list(back.tensors) == ["snapshot.0.w"]
+    assert torch.equal(back.tensors["snapshot.0.w"], res.tensors["snapshot.0.w"])
+    x, y = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    assert torch.equal(back.loss(x, y), loss(x, y))  # the same learned loss
+    assert LearnResult.load(tmp_path / "run" / "spec.json").method == "ml3"  # or its spec
+
+
+def test_learn_result_load_is_safe(tmp_path):
+    """The same refusals as io.load: extra files outside the run directory, malformed
+    fields, wrong weights; never a traceback from deep inside."""
+    from metaloss.results import LearnResult
+
+    run = LearnResult("taylorglo", "sine", TaylorLoss(), float("inf")).save(tmp_path / "run")
+    assert LearnResult.load(run).seconds == float("inf")  # written as "inf"
+    outside = tmp_path / "outside.safetensors"
+    io.save_tensors(outside, {"x": torch.zeros(1)})
+    (run / "extra.safetensors").symlink_to(outside)
+    with pytest.raises(ArtifactError, match="outside the run directory"):
+        LearnResult.load(run)
+    (run / "extra.safetensors").unlink()
+    spec = json.loads((run / "spec.json").read_text())
+    (run / "spec.json").write_text(json.dumps({**spec, "seconds": [1]}))
+    with pytest.raises(ArtifactError, match="'seconds'"):
+        LearnResult.load(run)
+    (run / "spec.json").write_text(json.dumps({**spec, "method": {"x": 1}}))
+    with pytest.raises(ArtifactError, match="'method'"):
+        LearnResult.load(run)
+    (run / "spec.json").write_text(json.dumps({**spec, "weights_sha256": "0" * 64}))
+    with pytest.raises(ArtifactError, match="weights_sha256"):
+        LearnResult.load(run)

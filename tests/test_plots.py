@@ -127,3 +127,64 @@ def test_show_uses_the_runs_task(tmp_path, monkeypatch):
     call, _ = _show(sine, monkeypatch)
     assert call["names"] == ["learned", "mse"] and call["reg"] and call["title"] == "ml3 · sine"
     assert not (sine / "loss-search.png").exists()
+
+
+def test_importing_plots_and_report_selects_no_backend_and_no_pyplot():
+    """The object-oriented API needs no backend: importing metaloss's figure code neither
+    imports pyplot nor calls matplotlib.use (the user's backend choice stays theirs)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, matplotlib\n"
+        "import metaloss.plots, metaloss.report\n"
+        "fig = metaloss.plots.figure_curves({'a': ([0, 1], [1, 2])}, 'x', 'y')\n"
+        "png = metaloss.plots.png_bytes(fig)\n"
+        "print('matplotlib.pyplot' in sys.modules, matplotlib.rcParams._get_backend_or_none(),"
+        " png[:4] == b'\\x89PNG')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("MPLBACKEND", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.split() == ["False", "None", "True"]
+    source = Path(plots.__file__).read_text()
+    assert "matplotlib.use(" not in source and "import matplotlib.pyplot" not in source
+
+
+def test_plot_writes_only_the_given_path(tmp_path):
+    path = tmp_path / "sub" / "curve.png"
+    out = plots.plot_curves({"a": ([0, 1, 2], [3.0, 2.0, 1.0])}, path, "step", "loss")
+    assert out == path and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["curve.png", "sub"]
+
+
+def test_bench_bars_are_the_means_with_the_baseline_grey():
+    rows = {
+        "ce": {"mean": 0.30, "std": 0.01, "metric": "error"},
+        "ml3": {"mean": 0.25, "std": 0.02, "metric": "error"},
+    }
+    fig = plots.figure_bench_bars("iris", rows, baseline="ce")
+    ax = fig.axes[0]
+    bars = ax.patches
+    assert [round(b.get_height(), 6) for b in bars] == [0.30, 0.25]
+    assert bars[0].get_facecolor() != bars[1].get_facecolor()
+    assert ax.get_ylabel() == "test error (mean ± std)" and ax.get_title() == "iris"
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [0.30, 0.30]
+
+
+@pytest.mark.parametrize(
+    ("ys", "log"), [([1.0, 100.0], True), ([1.0, 10.0], False), ([-1.0, 100.0], False)]
+)
+def test_curves_choose_a_log_axis_over_a_50x_positive_span(ys, log):
+    fig = plots.figure_curves({"a": ([0, 1], ys)}, "x", "y", logy=None)
+    assert (fig.axes[0].get_yscale() == "log") is log
+
+
+def test_latex_png_is_none_for_unparsable_or_empty_formulas():
+    assert plots.latex_png(r"\frac{x}{2}")[:4] == b"\x89PNG"
+    assert plots.latex_png("") is None and plots.latex_png("x" * 601) is None
+    assert plots.latex_png(r"\notacommand{") is None

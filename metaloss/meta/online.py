@@ -32,6 +32,7 @@ import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from metaloss import functional as mf
+from metaloss import rundir
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ArtifactError, ConfigError
 from metaloss.losses.neural import NeuralLoss
@@ -440,7 +441,7 @@ def learn_adalfl(
     init_hist: list[dict[str, float]] = []
     if run_dir is not None and "checkpoint_every" not in options:
         cfg.checkpoint_every = 500
-    resuming = run_dir is not None and (Path(run_dir) / "checkpoint.json").exists()
+    resuming = run_dir is not None and (Path(run_dir) / rundir.CHECKPOINT).exists()
     if cfg.init_steps and not resuming:
         ml3 = offline_config(cfg, task, init_lr)
         init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress)

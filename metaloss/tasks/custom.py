@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from metaloss.errors import ConfigError, DataError
-from metaloss.tasks import datasets as ds
+from metaloss.tasks import data as ds
 from metaloss.tasks.base import Task, TrainConfig
+from metaloss.tasks.data.arrays import _finite_inputs
 from metaloss.tasks.models import MODELS
 from metaloss.tasks.registry import TaskSpec, build_task
 
@@ -208,14 +209,14 @@ def from_arrays(
         raise ConfigError(f"kind: expected one of {KINDS} or None, got {kind!r}")
     guessed = kind is None
     kind = kind or _infer_kind(y_arr)
-    x_arr = ds._finite_inputs(Path("from_arrays"), "X", x_arr)
+    x_arr = _finite_inputs(Path("from_arrays"), "X", x_arr)
     classes: list[str] | None = None
     if kind == "classification":
         if y_arr.ndim != 1:
             raise DataError(f"from_arrays: class labels y must be 1-D, got shape {y_arr.shape}")
         y_arr, classes = _labels(y_arr)
     else:
-        y_arr = ds._finite_inputs(Path("from_arrays"), "y", y_arr)
+        y_arr = _finite_inputs(Path("from_arrays"), "y", y_arr)
     tr, te = ds.stratified_split(y_arr, test_fraction, seed)
     data = ds.ArrayData(
         x_arr[tr], y_arr[tr], x_arr[te], y_arr[te], classes, f"arrays X {x_arr.shape}"
@@ -238,7 +239,7 @@ def from_file(
     model_kwargs: dict[str, Any] | None = None,
     verbose: bool = True,
 ) -> Task:
-    """A task from a ``.csv`` or ``.npz`` file (see :func:`metaloss.tasks.datasets.load_arrays`
+    """A task from a ``.csv`` or ``.npz`` file (see :func:`metaloss.tasks.data.load_arrays`
     for the formats; the CSV target is the last column other than ``split``).
 
     Example:
@@ -266,7 +267,7 @@ def from_folder(
 ) -> Task:
     """A task from an image folder or zip with ``train/<class>/*.png|jpg`` and
     ``test/<class>/...`` (classes are the folder names, sorted; see
-    :func:`metaloss.tasks.datasets.load_image_folder`).
+    :func:`metaloss.tasks.data.load_image_folder`).
 
     Example:
         >>> task = from_folder("my_images", model="lenet5")  # doctest: +SKIP

@@ -46,7 +46,7 @@ def hash_path(path: str | Path) -> tuple[str, str]:
         >>> hash_path(d)[1], hash_path(d / "a.txt")[1]
         ('manifest', 'content')
     """
-    from metaloss.tasks.datasets import sha256_file
+    from metaloss.tasks.data.locate import sha256_file
 
     path = Path(path)
     if not path.is_dir():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from metaloss.errors import ConfigError, DataError
-from metaloss.tasks import datasets as ds
+from metaloss.tasks import data as ds
 from metaloss.tasks.base import Split, Task, TrainConfig
 from metaloss.tasks.models import build_model
 

@@ -40,7 +40,7 @@ import torch
 
 from metaloss.errors import ConfigError
 from metaloss.tasks.base import Split, Task
-from metaloss.tasks.datasets import stratified_split
+from metaloss.tasks.data.splits import stratified_split
 
 NOISE_KINDS = ("symmetric", "pairflip")
 _NOISE_ALIASES = {"sym": "symmetric", "pair": "pairflip", "pair_flip": "pairflip"}

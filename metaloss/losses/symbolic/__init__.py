@@ -36,18 +36,8 @@ from metaloss.losses.symbolic.primitives import (
     TERMINALS,
     Primitive,
 )
-from metaloss.losses.symbolic.tree import (
-    MAX_HEIGHT,
-    RandomLike,
-    Tree,
-    TreeJSON,
-    as_rng,
-    as_tree,
-    full,
-    generate,
-    grow,
-    ramped_half_and_half,
-)
+from metaloss.losses.symbolic.random_trees import full, generate, grow, ramped_half_and_half
+from metaloss.losses.symbolic.tree import MAX_HEIGHT, RandomLike, Tree, TreeJSON, as_rng, as_tree
 
 __all__ = [
     "CONSTANTS",

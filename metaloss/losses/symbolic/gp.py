@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from metaloss.errors import ConfigError
-from metaloss.losses.symbolic.tree import MAX_HEIGHT, RandomLike, Tree, as_rng, generate
+from metaloss.losses.symbolic.random_trees import generate
+from metaloss.losses.symbolic.tree import MAX_HEIGHT, RandomLike, Tree, as_rng
 
 Ind = TypeVar("Ind")
 

@@ -1,4 +1,5 @@
-"""Immutable expression trees over the EvoMAL primitive set, their JSON form and generation.
+"""Immutable expression trees over the EvoMAL primitive set and their JSON form (random
+generation: :mod:`metaloss.losses.symbolic.random_trees`).
 
 A :class:`Tree` is a prefix-ordered tuple of primitive names (as DEAP's ``PrimitiveTree``):
 ``("mul", "y", "plog", "y_hat")`` is ``y * plog(y_hat)``. Node ``i`` owns the edge from its
@@ -17,8 +18,6 @@ Example:
     ['mul', 'y', ['plog', 'y_hat']]
     >>> Tree.from_json(t.to_json()) == t
     True
-    >>> ramped_half_and_half(0).uses_both()
-    True
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,15 +38,12 @@ from metaloss.losses.symbolic.primitives import (
     FUNCTIONS,
     INPUTS,
     PRIMITIVES,
-    TERMINALS,
 )
 
 #: Default maximum tree height of the GP search (EvoMAL), root-only tree = height 0.
 MAX_HEIGHT = 10
 #: Deepest tree accepted from JSON or a string (guards against recursion blow-ups).
 MAX_PARSE_DEPTH = 200
-#: Probability that ``grow`` stops at a terminal once past ``min_depth`` (DEAP's ratio).
-TERMINAL_RATIO = len(TERMINALS) / (len(TERMINALS) + len(FUNCTIONS))
 
 T = TypeVar("T")
 #: JSON form of a tree: ``"y"``, ``"y_hat"``, ``1``, ``-1`` or ``[name, child, ...]``.
@@ -433,76 +429,17 @@ def as_tree(tree: Tree | TreeJSON) -> Tree:
     return Tree.from_json(tree)
 
 
-# --------------------------------------------------------------------- generation
-def generate(
-    rng: RandomLike,
-    min_depth: int,
-    max_depth: int,
-    method: Literal["full", "grow"] = "grow",
-) -> Tree:
-    """A random tree as DEAP's ``genFull`` / ``genGrow`` (not repaired: may lack an input).
-
-    The target height is drawn uniformly from ``[min_depth, max_depth]``; ``full`` puts every
-    leaf at that depth, ``grow`` may stop early (probability ``TERMINAL_RATIO`` per node once
-    ``min_depth`` is reached).
-
-    >>> generate(1, 2, 2, "full").height
-    2
-    """
-    if not 0 <= min_depth <= max_depth:
-        raise ConfigError(f"need 0 <= min_depth <= max_depth, got {min_depth}, {max_depth}")
-    if method not in ("full", "grow"):
-        raise ConfigError(f"method must be 'full' or 'grow', got {method!r}")
-    r = as_rng(rng)
-    height = r.randint(min_depth, max_depth)
-    nodes: list[str] = []
-    stack = [0]
-    while stack:
-        depth = stack.pop()
-        stop = depth == height or (
-            method == "grow" and depth >= min_depth and r.random() < TERMINAL_RATIO
-        )
-        name = r.choice(TERMINALS) if stop else r.choice(FUNCTIONS)
-        nodes.append(name)
-        stack.extend([depth + 1] * _arity(name))
-    return Tree(tuple(nodes))
+_MOVED = ("TERMINAL_RATIO", "full", "generate", "grow", "ramped_half_and_half")
 
 
-def full(rng: RandomLike, min_depth: int, max_depth: int, max_height: int = MAX_HEIGHT) -> Tree:
-    """A repaired ``full`` random tree (valid, at most ``max(max_height, max_depth)`` tall)."""
-    r = as_rng(rng)
-    return generate(r, min_depth, max_depth, "full").repair(r, max_height)
+def __getattr__(name: str) -> Any:
+    """The random-tree generators moved to :mod:`metaloss.losses.symbolic.random_trees`;
+    importing them from here still works."""
+    if name in _MOVED:
+        from metaloss.losses.symbolic import random_trees
+
+        return getattr(random_trees, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def grow(rng: RandomLike, min_depth: int, max_depth: int, max_height: int = MAX_HEIGHT) -> Tree:
-    """A repaired ``grow`` random tree (valid, at most ``max(max_height, max_depth)`` tall)."""
-    r = as_rng(rng)
-    return generate(r, min_depth, max_depth, "grow").repair(r, max_height)
-
-
-def ramped_half_and_half(
-    rng: RandomLike, min_depth: int = 2, max_depth: int = 4, max_height: int = MAX_HEIGHT
-) -> Tree:
-    """One valid tree, ``full`` or ``grow`` with equal probability (DEAP's ``genHalfAndHalf``).
-
-    >>> [ramped_half_and_half(7) for _ in range(2)] == [ramped_half_and_half(7)] * 2
-    True
-    """
-    r = as_rng(rng)
-    method: Literal["full", "grow"] = "grow" if r.random() < 0.5 else "full"
-    return generate(r, min_depth, max_depth, method).repair(r, max_height)
-
-
-__all__ = [
-    "MAX_HEIGHT",
-    "TERMINAL_RATIO",
-    "RandomLike",
-    "Tree",
-    "TreeJSON",
-    "as_rng",
-    "as_tree",
-    "full",
-    "generate",
-    "grow",
-    "ramped_half_and_half",
-]
+__all__ = ["MAX_HEIGHT", "RandomLike", "Tree", "TreeJSON", "as_rng", "as_tree"]
