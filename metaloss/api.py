@@ -17,6 +17,7 @@ from typing import Any
 
 from metaloss.errors import ConfigError
 from metaloss.losses.base import Loss
+from metaloss.meta.config import EvaluatorSpec, MethodConfig
 from metaloss.results import EvalReport, EvalRow, LearnResult
 from metaloss.tasks.base import Task, TrainConfig
 from metaloss.threads import accepts_threads
@@ -45,26 +46,76 @@ def method_fn(name: str) -> Callable[..., LearnResult]:
 
 
 @accepts_threads  # threads= keyword (metaloss.threads)
-def learn(method: str, task: Task | str, **options: Any) -> LearnResult:
-    """Meta-learn a loss for ``task`` with ``method`` (ml3, adalfl, taylorglo, mln, evomal, gplfl).
+def learn(
+    method: str,
+    task: Task | str | None,
+    config: MethodConfig | None = None,
+    *,
+    seed: int = 0,
+    progress: bool | None = None,
+    evaluator: EvaluatorSpec | None = None,
+    evaluator_options: dict[str, Any] | None = None,
+    device: str = "cpu",
+    run_dir: str | Path | None = None,
+    **overrides: Any,
+) -> LearnResult:
+    """Meta-learn a loss for ``task`` with ``method`` (ml3, adalfl, taylorglo, mln, evomal,
+    gplfl, ce-step).
 
-    ``task`` may be a :class:`Task` or a registered name; ``options`` go to the method
-    (``seed``, ``progress``, budgets such as ``meta_steps`` or ``generations``). Progress
-    bars show by default when stderr is a terminal (``progress=None``). The result records
-    the task's data (name, variant, data files with sha256) for :meth:`LearnResult.save`.
-    """
+    ``config`` is the method's config (:mod:`metaloss.meta.configs`; default: its
+    ``default()``, the reference budget); ``overrides`` are its fields, validated once:
+    an unknown name or a value of the wrong type is a :class:`ConfigError` naming the option
+    (with a suggestion). ``task`` may be a :class:`Task` or a registered name (built on
+    ``device``); MLN ignores it (``None``). ``evaluator`` (population searches only) is a
+    name (``serial``, ``batched``, ``pool``, ``ray``; ``evaluator_options`` build it) or a
+    factory of the fitness function. Progress bars show by default when stderr is a
+    terminal (``progress=None``). The result records the task's data (name, variant, data
+    files with sha256) for :meth:`LearnResult.save`.
+
+    Example:
+        >>> import metaloss as ml
+        >>> from metaloss.meta.configs import TaylorGLOConfig
+        >>> res = ml.learn("taylorglo", "iris-linear", TaylorGLOConfig.fast(), generations=3)
+        >>> res.method, res.config["generations"]
+        ('taylorglo', 3)
+        >>> ml.learn("taylorglo", "iris-linear", genertions=3)
+        Traceback (most recent call last):
+        ...
+        metaloss.errors.ConfigError: taylorglo: unknown option 'genertions' (did you mean 'generations'?); valid: generations, popsize, sigma, fitness_steps, theta0
+    """  # noqa: E501
     from metaloss import tasks
+    from metaloss.meta.configs import config_class
 
+    fn = method_fn(method)
+    cfg = config_class(method).resolve(config, overrides)  # validated once, here
     if isinstance(task, str):
-        task = tasks.get(task, device=options.pop("device", "cpu"))
-    else:
-        options.pop("device", None)
-    if options.get("progress") is None:
-        options["progress"] = _progress_default()
-    result = method_fn(method)(task, **options)
+        task = tasks.get(task, device=device)
+    run: dict[str, Any] = {"seed": seed, "progress": progress, "run_dir": run_dir}
+    if progress is None:
+        run["progress"] = _progress_default()
+    if evaluator is not None or evaluator_options:
+        if not _takes(fn, "evaluator"):
+            raise ConfigError(f"{method}: no evaluator option (not a population search)")
+        run["evaluator"] = evaluator if evaluator is not None else "serial"
+        run["evaluator_options"] = evaluator_options
+    if _takes(fn, "device"):
+        run["device"] = device
+    if run_dir is None:
+        del run["run_dir"]
+    result = fn(task, config=cfg, **run)
     if isinstance(task, Task) and not result.data:
         result.record_data(task)  # runs remember their data (tasks.provenance)
     return result
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether a method's learner has the keyword argument ``name``."""
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or odd callable
+        return False
 
 
 def _progress_default() -> bool:

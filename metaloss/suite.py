@@ -49,42 +49,25 @@ class Suite:
     learn_on: str | None = None  # where losses of tasks missing from ``transfer`` are learned
 
 
-QUICK_BUDGETS: dict[str, dict[str, Any]] = {
-    "ml3": {"meta_steps": 300},
-    "adalfl": {"init_steps": 300},
-    "taylorglo": {"generations": 6, "popsize": 10, "fitness_steps": 300},
-    "gplfl": {"population": 12, "generations": 6, "fitness_steps": 300, "seed_trees": "baselines"},
-    "evomal": {
-        "population": 12,
-        "generations": 6,
-        "fitness_steps": 300,
-        "local_steps": 50,
-        "seed_trees": "baselines",
-    },
-    "mln": {"generations": 30, "popsize": 16},
-}
-MNIST_BUDGETS: dict[str, dict[str, Any]] = {
-    "ml3": {"meta_steps": 500},
-    "adalfl": {"init_steps": 500},
-    "taylorglo": {"generations": 4, "popsize": 8, "fitness_steps": 300},
-    "gplfl": {"population": 10, "generations": 4, "fitness_steps": 300, "seed_trees": "baselines"},
-    "evomal": {
-        "population": 10,
-        "generations": 4,
-        "fitness_steps": 300,
-        "local_steps": 50,
-        "seed_trees": "baselines",
-    },
-    "mln": {"generations": 30, "popsize": 16},
-}
-REFERENCE_BUDGETS: dict[str, dict[str, Any]] = {
-    "ml3": {"meta_steps": 250},
-    "adalfl": {"init_steps": 2500},
-    "taylorglo": {"generations": 50, "popsize": 25, "fitness_steps": 500},
-    "gplfl": {"population": 25, "generations": 50, "fitness_steps": 500},
-    "evomal": {"population": 25, "generations": 50, "fitness_steps": 500, "local_steps": 250},
-    "mln": {"generations": 200, "popsize": 40},
-}
+SUITE_METHODS = ("ml3", "adalfl", "taylorglo", "gplfl", "evomal", "mln")
+
+
+def preset_budgets(preset: str) -> dict[str, dict[str, Any]]:
+    """Per method, the options of its config's ``preset`` (:mod:`metaloss.meta.configs`):
+    the suites state no budget of their own.
+
+    Example:
+        >>> preset_budgets("quick")["taylorglo"]
+        {'generations': 6, 'popsize': 10, 'fitness_steps': 300}
+    """
+    from metaloss.meta.configs import config_class
+
+    return {m: config_class(m).preset_options(preset) for m in SUITE_METHODS}
+
+
+QUICK_BUDGETS = preset_budgets("quick")
+MNIST_BUDGETS = preset_budgets("mnist")
+REFERENCE_BUDGETS = preset_budgets("reference")
 
 SUITES: dict[str, Suite] = {
     "quick": Suite(

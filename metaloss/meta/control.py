@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ import numpy as np
 
 from metaloss.errors import ConfigError
 from metaloss.losses.scaled import ScaledLoss
+from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
+from metaloss.meta.configs import CEStepConfig
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task
 
@@ -51,18 +54,31 @@ CONTROL_OF = {
 
 def learn_ce_step(
     task: Task,
+    config: CEStepConfig | None = None,
+    *,
     seed: int = 0,
     progress: bool = False,
-    meta: str = "search",
     run_dir: str | Path | None = None,
-    candidates: int = 24,
-    min_scale: float = 1 / 8,
-    max_scale: float = 64.0,
-    fitness_steps: int = 500,
-    evaluator: str = "serial",
-    **options: Any,
+    evaluator: EvaluatorSpec = "serial",
+    evaluator_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> LearnResult:
-    """``metaloss.learn("ce-step", task, meta=...)``: learn only a scale on the task loss."""
+    """``metaloss.learn("ce-step", task, meta=...)``: learn only a scale on the task loss.
+
+    ``config`` is a :class:`~metaloss.meta.configs.CEStepConfig`; ``overrides`` its fields
+    (``meta`` and the options of that meta-optimiser). ``evaluator`` applies to
+    ``meta="search"``.
+
+    Example:
+        >>> import metaloss as ml
+        >>> res = learn_ce_step(ml.tasks.get("iris-linear"), meta="unrolled", meta_steps=3)
+        >>> res.config["meta"], res.loss.kind
+        ('unrolled', 'scaled')
+    """
+    cfg = CEStepConfig.resolve(config, overrides)
+    meta, options = cfg.meta, cfg.mode_options()
+    if meta != "search" and (evaluator != "serial" or evaluator_options):
+        raise ConfigError(f"ce-step: evaluator applies to meta=search, not meta={meta}")
     if meta == "unrolled":
         from metaloss.meta.unrolled import learn_ml3
 
@@ -73,11 +89,8 @@ def learn_ce_step(
 
         res = learn_adalfl(task, seed=seed, progress=progress, loss=ScaledLoss(), run_dir=run_dir,
                            **options)  # fmt: skip
-    elif meta == "search":
-        res = _search(task, seed, candidates, min_scale, max_scale, fitness_steps, evaluator,
-                      options)  # fmt: skip
     else:
-        raise ConfigError(f"ce-step: meta must be unrolled, online or search, got {meta!r}")
+        res = _search(task, seed, cfg, evaluator, evaluator_options)
     res.method = "ce-step"
     res.config = {**res.config, "meta": meta}
     res.info = {**res.info, "scale": res.loss.scale}
@@ -87,25 +100,20 @@ def learn_ce_step(
 def _search(
     task: Task,
     seed: int,
-    candidates: int,
-    min_scale: float,
-    max_scale: float,
-    fitness_steps: int,
-    evaluator: str,
-    options: dict[str, Any],
+    cfg: CEStepConfig,
+    evaluator: EvaluatorSpec,
+    evaluator_options: Mapping[str, Any] | None,
 ) -> LearnResult:
-    from metaloss.evaluators import Candidate, make_evaluator
+    from metaloss.evaluators import Candidate
     from metaloss.evaluators.serial import TrainFitness
     from metaloss.seeds import search_seed
 
-    if candidates < 1:
-        raise ConfigError(f"ce-step: candidates must be >= 1, got {candidates}")
-    if not (0 < min_scale <= max_scale and math.isfinite(max_scale)):
-        raise ConfigError(f"ce-step: need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+    candidates, min_scale, max_scale = cfg.candidates, cfg.min_scale, cfg.max_scale
+    fitness_steps = cfg.fitness_steps
     start = time.perf_counter()
     scales = np.geomspace(min_scale, max_scale, candidates).tolist()
     fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
-    ev = make_evaluator(evaluator, fitness, **options)
+    ev = build_evaluator(evaluator, fitness, evaluator_options, "ce-step")
     cands = [Candidate.from_loss(i, ScaledLoss(scale=s)) for i, s in enumerate(scales)]
     fits = ev.evaluate(cands)
     ok = [(f.value, s) for f, s in zip(fits, scales) if f.ok]
@@ -131,6 +139,7 @@ def _search(
             "min_scale": min_scale,
             "max_scale": max_scale,
             "fitness_steps": fitness_steps,
+            "evaluator": evaluator_name(evaluator),
             "seed": seed,
         },  # fmt: skip
         hall_of_fame=hof,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from typing import Any
 import torch
 
 from metaloss.errors import ConfigError
-from metaloss.evaluators import make_evaluator
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.evaluators.serial import TrainFitness
 from metaloss.losses.symbolic import (
@@ -45,12 +44,13 @@ from metaloss.losses.symbolic import (
     var_or,
 )
 from metaloss.losses.symbolic.gp import TARGET_LOG_REASON, log_of_target
+from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
+from metaloss.meta.configs import EvoMALConfig, GPLFLConfig
 from metaloss.meta.search import run_search
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
 from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
-from metaloss.validate import typed_options
 
 
 @dataclass
@@ -344,50 +344,29 @@ class EvoMALFitness:
 
 
 def _learn_gp(
-    method: str,
+    cfg: GPLFLConfig,
     task: Task,
     seed: int,
     progress: bool,
     run_dir: str | Path | None,
-    population: int,
-    generations: int,
-    fitness_steps: int,
-    local_steps: int,
-    evaluator: str,
-    **options: Any,
+    evaluator: EvaluatorSpec,
+    evaluator_options: Mapping[str, Any] | None,
 ) -> LearnResult:
-    if generations < 1:
-        raise ConfigError(f"{method}: generations must be >= 1")
-    learn_weights = method == "evomal"
-    gp_fields = {
-        "crossover",
-        "mutation",
-        "tournament",
-        "parsimony",
-        "max_height",
-        "init_depth",
-        "seed_trees",
-        "elitism",
-        "hof_size",
-    }
-    ev_fields = {"address", "num_workers", "max_retries", "chunk_size", "threads_per_worker"}
-    unknown = set(options) - gp_fields - ev_fields - {"filter_steps", "local_lr"}
-    if unknown:
-        raise ConfigError(f"{method}: unknown options {sorted(unknown)}")
+    method = cfg.method
+    learn_weights = isinstance(cfg, EvoMALConfig)
     search = GPSearch(
-        population=population,
-        learn_weights=learn_weights,
-        seed=seed,
-        **{k: v for k, v in options.items() if k in gp_fields},
+        population=cfg.population, learn_weights=learn_weights, seed=seed, **cfg.gp_options()
     )
     fitness = EvoMALFitness(
         task,
-        fitness_steps=fitness_steps,
-        local_steps=local_steps if learn_weights else 0,
+        fitness_steps=cfg.fitness_steps,
+        local_steps=cfg.local_steps if isinstance(cfg, EvoMALConfig) else 0,
+        local_lr=cfg.local_lr if isinstance(cfg, EvoMALConfig) else 1e-3,
+        filter_steps=cfg.filter_steps,
         seed=seed,
-        **{k: v for k, v in options.items() if k in ("filter_steps", "local_lr")},
     )
-    ev = make_evaluator(evaluator, fitness, **{k: v for k, v in options.items() if k in ev_fields})
+    ev = build_evaluator(evaluator, fitness, evaluator_options, method)
+    generations = cfg.generations
     start = time.perf_counter()
     history = run_search(search, ev, generations, run_dir, progress, f"{method} {task.name}")
     hof = search.hall_of_fame()
@@ -413,15 +392,7 @@ def _learn_gp(
         loss=best,
         seconds=time.perf_counter() - start,
         history=history,
-        config={
-            "population": population,
-            "generations": generations,
-            "fitness_steps": fitness_steps,
-            "local_steps": local_steps if learn_weights else 0,
-            "evaluator": evaluator,
-            "seed": seed,
-            **options,
-        },
+        config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         hall_of_fame=rows,
         info={
             "best_fitness": hof[0].fitness,
@@ -432,40 +403,56 @@ def _learn_gp(
     )
 
 
-@typed_options
 def learn_evomal(
     task: Task,
+    config: EvoMALConfig | None = None,
+    *,
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    population: int = 25,
-    generations: int = 50,
-    fitness_steps: int = 500,
-    local_steps: int = 250,
-    evaluator: str = "serial",
-    **options: Any,
+    evaluator: EvaluatorSpec = "serial",
+    evaluator_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> LearnResult:
-    """``metaloss.learn("evomal", task)``: GP + gradient-tuned edge weights (reference budget)."""
-    return _learn_gp(
-        "evomal", task, seed, progress, run_dir, population, generations, fitness_steps,
-        local_steps, evaluator, **options,
-    )  # fmt: skip
+    """``metaloss.learn("evomal", task)``: GP + gradient-tuned edge weights.
+
+    ``config`` is an :class:`~metaloss.meta.configs.EvoMALConfig` (default: the reference
+    budget); ``overrides`` are its fields. ``evaluator``: a name (built with
+    ``evaluator_options``) or a factory of the fitness function.
+
+    Example:
+        >>> import metaloss as ml
+        >>> res = learn_evomal(ml.tasks.get("iris-linear"), EvoMALConfig.fast())
+        >>> res.method, res.config["local_steps"]
+        ('evomal', 5)
+    """
+    cfg = EvoMALConfig.resolve(config, overrides)
+    return _learn_gp(cfg, task, seed, progress, run_dir, evaluator, evaluator_options)
 
 
-@typed_options
 def learn_gplfl(
     task: Task,
+    config: GPLFLConfig | None = None,
+    *,
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    population: int = 25,
-    generations: int = 50,
-    fitness_steps: int = 500,
-    evaluator: str = "serial",
-    **options: Any,
+    evaluator: EvaluatorSpec = "serial",
+    evaluator_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> LearnResult:
-    """``metaloss.learn("gplfl", task)``: the same GP search with every weight fixed at 1."""
-    return _learn_gp(
-        "gplfl", task, seed, progress, run_dir, population, generations, fitness_steps, 0,
-        evaluator, **options,
-    )  # fmt: skip
+    """``metaloss.learn("gplfl", task)``: the same GP search with every weight fixed at 1.
+
+    ``config`` is a :class:`~metaloss.meta.configs.GPLFLConfig`; ``overrides`` its fields.
+
+    Example:
+        >>> import metaloss as ml
+        >>> res = learn_gplfl(ml.tasks.get("iris-linear"), population=4, generations=2,
+        ...                   fitness_steps=20)
+        >>> res.method, res.config["population"]
+        ('gplfl', 4)
+    """
+    cfg = GPLFLConfig.resolve(config, overrides)
+    if type(cfg) is not GPLFLConfig:  # an EvoMALConfig is a GPLFLConfig too
+        raise ConfigError(f"gplfl: config must be a GPLFLConfig, got {type(cfg).__name__}")
+    return _learn_gp(cfg, task, seed, progress, run_dir, evaluator, evaluator_options)

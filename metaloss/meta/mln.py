@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,17 +41,17 @@ import numpy as np
 import torch
 
 from metaloss.errors import ConfigError
-from metaloss.evaluators import make_evaluator
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.losses.base import Loss
 from metaloss.losses.neural import NeuralLoss
+from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
+from metaloss.meta.configs import MLNConfig
 from metaloss.meta.evolution import CMAES, OpenAIES, VectorFamily
 from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
 from metaloss.tasks.base import TrainConfig
 from metaloss.tasks.generated import GeneratedTask, cosine_distance, make_linear_task
 from metaloss.training import train
-from metaloss.validate import typed_options
 
 __all__ = ["MLNFitness", "fit_to_cross_entropy", "learn_mln", "mln_template", "task_seeds"]
 
@@ -312,72 +312,53 @@ def _es_mean(search: OpenAIES | CMAES) -> np.ndarray:
     return np.asarray(search.es.mean, dtype=float)
 
 
-@typed_options
 def learn_mln(
     task: Any = None,
+    config: MLNConfig | None = None,
+    *,
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    generations: int = 30,
-    popsize: int = 20,
-    es: str = "openai",
-    sigma: float = 0.02,
-    lr: float = 0.01,
-    dim: int = 10,
-    classes: int | Sequence[int] = (2, 5, 10),
-    tasks_per_eval: int = 3,
-    train_steps: int = 100,
-    evaluator: str = "serial",
+    evaluator: EvaluatorSpec = "serial",
+    evaluator_options: Mapping[str, Any] | None = None,
     device: str = "cpu",
-    *,
-    objective: str = "cosine",
-    hidden: Sequence[int] = (16, 16),
-    activation: str = "relu",
-    output: str = "softplus",
-    inputs: str = "logprob",
-    init: str = "ce",
-    n_train: int = 500,
-    n_val: int = 200,
-    margin: float = 0.0,
-    label_noise: float = 0.0,
-    train_lr: float = 0.1,
-    batch_size: int = 64,
-    include_bias: bool = False,
-    resample: bool = True,
-    eval_tasks: int = 6,
-    weight_decay: float = 0.0,
-    **evaluator_options: Any,
+    **overrides: Any,
 ) -> LearnResult:
     """``metaloss.learn("mln", None)``: evolve an MLN on generated linear tasks.
 
     Args:
         task: ignored (MLN meta-trains on generated tasks only); kept for the common API.
-        generations, popsize: evolution budget (OpenAI-ES needs an even popsize).
-        es: ``openai`` (antithetic sampling, centred ranks, Adam; ``sigma``, ``lr``) or
-            ``cma`` (CMA-ES with step size ``sigma``).
-        dim, classes, tasks_per_eval, train_steps, n_train, n_val, margin, label_noise,
-            train_lr, batch_size, objective, include_bias, resample: see :class:`MLNFitness`.
-        hidden, activation, output, inputs, init: see :func:`mln_template`.
-        eval_tasks: held-out tasks on which the initial loss, the ES mean and the best
-            sample are scored after the search; the better of mean and best is returned
-            (0: return the ES mean without scoring). The returned and the initial loss are
-            then scored on ``eval_tasks`` further tasks that took no part in the choice.
-        weight_decay: OpenAI-ES L2 pull of the mean towards 0.
-        evaluator: ``serial``, ``batched`` or ``ray`` (``evaluator_options`` go to it).
+        config: an :class:`~metaloss.meta.configs.MLNConfig` (default: its defaults);
+            ``overrides`` are its fields. ``generations``, ``popsize``: evolution budget;
+            ``es``: ``openai`` (antithetic sampling, centred ranks, Adam; ``sigma``, ``lr``)
+            or ``cma`` (CMA-ES with step size ``sigma``); the task options (``dim``,
+            ``classes``, ``tasks_per_eval``...) are :class:`MLNFitness`'s; ``hidden``,
+            ``activation``, ``output``, ``inputs``, ``init`` are :func:`mln_template`'s.
+            ``eval_tasks``: held-out tasks on which the initial loss, the ES mean and the
+            best sample are scored after the search; the better of mean and best is
+            returned (0: return the ES mean without scoring). The returned and the initial
+            loss are then scored on ``eval_tasks`` further tasks that took no part in the
+            choice.
+        evaluator: ``serial``, ``batched``, ``pool`` or ``ray`` (built with
+            ``evaluator_options``), or a factory of the fitness function.
+        device: where the generated tasks and models live.
 
     The scores are in ``result.info``: on the selection tasks ``initial_fitness``,
     ``mean_fitness``, ``best_fitness`` and ``chosen``; on the report tasks (unbiased by the
     choice) ``final_fitness`` (the returned loss) and ``final_initial_fitness`` (the
     initial loss, for comparison); the task seeds of both sets are recorded too.
+
+    Example:
+        >>> res = learn_mln(None, MLNConfig.fast(), init="random")
+        >>> res.config["generations"], res.loss.kind
+        (2, 'neural')
     """
-    if generations < 1:
-        raise ConfigError("mln: generations must be >= 1")
-    if es not in ("openai", "cma"):
-        raise ConfigError(f"mln: es must be 'openai' or 'cma', got {es!r}")
-    if eval_tasks < 0:
-        raise ConfigError("mln: eval_tasks must be >= 0")
-    if evaluator == "serial" and evaluator_options:
-        raise ConfigError(f"mln: unknown option(s) {', '.join(sorted(evaluator_options))}")
+    cfg = MLNConfig.resolve(config, overrides)
+    generations, popsize, es, sigma, lr = cfg.generations, cfg.popsize, cfg.es, cfg.sigma, cfg.lr
+    hidden, activation, output, inputs = cfg.hidden, cfg.activation, cfg.output, cfg.inputs
+    init, eval_tasks, weight_decay = cfg.init, cfg.eval_tasks, cfg.weight_decay
+    tasks_per_eval, resample, dim = cfg.tasks_per_eval, cfg.resample, cfg.dim
+    classes = cfg.classes[0] if len(cfg.classes) == 1 else list(cfg.classes)
     template = mln_template(hidden, activation, output, inputs, init=init, seed=seed)
     family = VectorFamily(template)
     search: OpenAIES | CMAES
@@ -390,22 +371,22 @@ def learn_mln(
     common = dict(
         dim=dim,
         classes=classes,
-        train_steps=train_steps,
-        objective=objective,
-        include_bias=include_bias,
-        n_train=n_train,
-        n_val=n_val,
-        margin=margin,
-        label_noise=label_noise,
-        lr=train_lr,
-        batch_size=batch_size,
+        train_steps=cfg.train_steps,
+        objective=cfg.objective,
+        include_bias=cfg.include_bias,
+        n_train=cfg.n_train,
+        n_val=cfg.n_val,
+        margin=cfg.margin,
+        label_noise=cfg.label_noise,
+        lr=cfg.train_lr,
+        batch_size=cfg.batch_size,
         seed=seed,
         device=device,
     )
     fitness = MLNFitness(
         tasks_per_eval=tasks_per_eval, popsize=popsize, resample=resample, **common
     )
-    ev = make_evaluator(evaluator, fitness, **evaluator_options)
+    ev = build_evaluator(evaluator, fitness, evaluator_options, "mln")
     hof: list[dict[str, Any]] = []
 
     def record(gen: int, cands: list[Candidate], fits: list[Fitness]) -> None:
@@ -459,7 +440,7 @@ def learn_mln(
             "inputs": inputs,
             "init": init,
             "weight_decay": weight_decay,
-            "evaluator": evaluator,
+            "evaluator": evaluator_name(evaluator),
             **{k: (list(v) if isinstance(v, tuple | list) else v) for k, v in common.items()},
         },
         hall_of_fame=hof,

@@ -415,32 +415,36 @@ def offline_config(config: AdaLFLConfig, task: Task, init_lr: float | None = Non
 
 def learn_adalfl(
     task: Task,
+    config: Any = None,
+    *,
     seed: int = 0,
     progress: bool = False,
     loss: nn.Module | None = None,
     run_dir: str | Path | None = None,
-    **options: Any,
+    **overrides: Any,
 ) -> LearnResult:
     """``metaloss.learn("adalfl", task)``: offline init + online adaptation over a full run.
 
-    Options: :class:`AdaLFLConfig` fields, plus ``init_lr`` / ``init_meta_lr`` for the
-    offline phase and NeuralLoss fields (``hidden``, ``activation``...).
+    ``config`` is an :class:`~metaloss.meta.configs.AdaLFLMethodConfig` (default: its
+    defaults); ``overrides`` are its fields (``init_steps``, ``steps``, ``lr``, ``hidden``...).
+    ``loss`` replaces the neural loss the config describes.
+
+    Example:
+        >>> import metaloss as ml
+        >>> from metaloss.meta.configs import AdaLFLMethodConfig
+        >>> res = learn_adalfl(ml.tasks.get("iris-linear"), AdaLFLMethodConfig.fast())
+        >>> res.config["init_steps"], 0.0 <= res.info["test_metric"] <= 1.0
+        (5, True)
     """
-    fields = set(AdaLFLConfig.__dataclass_fields__)
-    cfg = AdaLFLConfig(**{k: v for k, v in options.items() if k in fields})
-    rest = {k: v for k, v in options.items() if k not in fields}
-    init_lr = rest.pop("init_lr", None)
+    from metaloss.meta.configs import AdaLFLMethodConfig
+
+    method_cfg = AdaLFLMethodConfig.resolve(config, overrides)
+    cfg = AdaLFLConfig(**method_cfg.online_options(run_dir))
+    init_lr = method_cfg.init_lr
     if loss is None:
-        try:
-            loss = NeuralLoss.adalfl(seed=seed, **rest)
-        except TypeError as exc:
-            raise ConfigError(f"adalfl: unknown option ({exc})") from None
-    elif rest:
-        raise ConfigError(f"adalfl: unknown options {sorted(rest)}")
+        loss = NeuralLoss(**method_cfg.loss_options(), seed=seed)
     start = time.perf_counter()
     init_hist: list[dict[str, float]] = []
-    if run_dir is not None and "checkpoint_every" not in options:
-        cfg.checkpoint_every = 500
     resuming = run_dir is not None and (Path(run_dir) / rundir.CHECKPOINT).exists()
     if cfg.init_steps and not resuming:
         ml3 = offline_config(cfg, task, init_lr)

@@ -14,54 +14,51 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from metaloss.errors import ConfigError
-from metaloss.evaluators import make_evaluator
 from metaloss.evaluators.serial import TrainFitness
 from metaloss.losses.taylor import TaylorLoss
+from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
+from metaloss.meta.configs import TaylorGLOConfig
 from metaloss.meta.evolution import CMAES, VectorFamily
 from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
 from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
-from metaloss.validate import check_value, typed_options
 
 
-@typed_options
 def learn_taylorglo(
     task: Task,
+    config: TaylorGLOConfig | None = None,
+    *,
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    generations: int = 50,
-    popsize: int = 25,
-    sigma: float = 1.2,
-    fitness_steps: int = 500,
-    evaluator: str = "serial",
-    theta0: list[float] | None = None,
-    **evaluator_options: Any,
+    evaluator: EvaluatorSpec = "serial",
+    evaluator_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> LearnResult:
-    """``metaloss.learn("taylorglo", task)``: CMA-ES search of a Taylor loss."""
-    for key, value, kind in (
-        ("generations", generations, "int"),
-        ("popsize", popsize, "int"),
-        ("sigma", sigma, "float"),
-        ("fitness_steps", fitness_steps, "int"),
-    ):
-        check_value(value, kind, f"taylorglo: option {key}")
-    if generations < 1:
-        raise ConfigError("taylorglo: generations must be >= 1")
-    if not sigma > 0:
-        raise ConfigError(f"taylorglo: option sigma must be > 0, got {sigma!r}")
-    if popsize < 2 or fitness_steps < 1:
-        raise ConfigError("taylorglo: option popsize must be >= 2 and fitness_steps >= 1")
+    """``metaloss.learn("taylorglo", task)``: CMA-ES search of a Taylor loss.
+
+    ``config`` is a :class:`~metaloss.meta.configs.TaylorGLOConfig` (default: the reference
+    budget); ``overrides`` are its fields. ``evaluator`` scores each generation (a name,
+    built with ``evaluator_options``, or a factory of the fitness function).
+
+    Example:
+        >>> import metaloss as ml
+        >>> res = learn_taylorglo(ml.tasks.get("iris-linear"), TaylorGLOConfig.fast())
+        >>> res.config["generations"], len(res.history)
+        (2, 2)
+    """
+    cfg = TaylorGLOConfig.resolve(config, overrides)
+    theta0 = list(cfg.theta0) if cfg.theta0 is not None else None
     family = VectorFamily(TaylorLoss(theta0))
-    search = CMAES(family, sigma=sigma, popsize=popsize, seed=seed)
+    search = CMAES(family, sigma=cfg.sigma, popsize=cfg.popsize, seed=seed)
     # The fitness run draws from the search stream: never the meta-test run of ``seed``.
-    fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
-    ev = make_evaluator(evaluator, fitness, **evaluator_options)
+    fitness = TrainFitness(task, steps=cfg.fitness_steps, seed=search_seed(seed, "fitness"))
+    ev = build_evaluator(evaluator, fitness, evaluator_options, "taylorglo")
     hof: dict[str, dict[str, Any]] = {}
 
     def record(gen: int, cands, fits) -> None:
@@ -77,7 +74,7 @@ def learn_taylorglo(
 
     start = time.perf_counter()
     history = run_search(
-        search, ev, generations, run_dir, progress, f"taylorglo {task.name}", record
+        search, ev, cfg.generations, run_dir, progress, f"taylorglo {task.name}", record
     )
     best = search.best_loss()
     top = sorted(hof.values(), key=lambda r: r["fitness"])[:10]
@@ -87,14 +84,7 @@ def learn_taylorglo(
         loss=best,
         seconds=time.perf_counter() - start,
         history=history,
-        config={
-            "generations": generations,
-            "popsize": popsize,
-            "sigma": sigma,
-            "fitness_steps": fitness_steps,
-            "evaluator": evaluator,
-            "seed": seed,
-        },
+        config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         hall_of_fame=top,
         info={"best_fitness": search.best_fitness},
     )

@@ -282,36 +282,39 @@ def run_identity(
 
 def learn_ml3(
     task: Task,
+    config: Any = None,
+    *,
     seed: int = 0,
     progress: bool = False,
     loss: nn.Module | None = None,
-    preset: str = "ml3",
     objective: Objective | None = None,
     run_dir: str | Path | None = None,
-    checkpoint_every: int = 100,
-    **options: Any,
+    **overrides: Any,
 ) -> Any:
     """``metaloss.learn("ml3", task)``: meta-train a neural loss offline; a LearnResult.
 
-    ``options`` are :class:`ML3Config` fields (``meta_steps``, ``inner_steps``, ...) or
-    :class:`~metaloss.losses.neural.NeuralLoss` fields (``hidden``, ``activation``, ...).
+    ``config`` is an :class:`~metaloss.meta.configs.ML3MethodConfig` (default: its
+    defaults); ``overrides`` are its fields (``meta_steps``, ``inner_lr``, ``hidden``...).
+    ``loss`` replaces the neural loss the config describes (its architecture fields are
+    then unused); ``objective`` replaces the task-loss meta-objective.
+
+    Example:
+        >>> import metaloss as ml
+        >>> from metaloss.meta.configs import ML3MethodConfig
+        >>> res = learn_ml3(ml.tasks.get("iris-linear"), ML3MethodConfig.fast(), inner_lr=0.1)
+        >>> res.config["meta_steps"], len(res.history)
+        (5, 5)
     """
     from metaloss.losses.neural import NeuralLoss
+    from metaloss.meta.configs import ML3MethodConfig
     from metaloss.results import LearnResult
 
-    cfg_fields = set(ML3Config.__dataclass_fields__)
-    cfg = ML3Config(**{k: v for k, v in options.items() if k in cfg_fields})
-    loss_kw = {k: v for k, v in options.items() if k not in cfg_fields}
+    method_cfg = ML3MethodConfig.resolve(config, overrides)
+    cfg = ML3Config(**method_cfg.meta_options())
+    checkpoint_every = method_cfg.checkpoint_every
+    loss_given = loss is not None
     if loss is None:
-        if preset not in ("ml3", "adalfl"):
-            raise ConfigError(f"ml3: preset must be 'ml3' or 'adalfl', got {preset!r}")
-        loss_kw.setdefault("seed", seed)
-        try:
-            loss = getattr(NeuralLoss, preset)(**loss_kw)
-        except TypeError as exc:
-            raise ConfigError(f"ml3: unknown option ({exc})") from None
-    elif loss_kw:
-        raise ConfigError(f"ml3: unknown options {sorted(loss_kw)}")
+        loss = NeuralLoss(**method_cfg.loss_options(), seed=seed)
     start = time.perf_counter()
     history = meta_train(
         loss,
@@ -325,6 +328,8 @@ def learn_ml3(
     )
     seconds = time.perf_counter() - start
     cfg_dict = {k: v for k, v in cfg.__dict__.items() if k != "extra"}
+    if not loss_given:  # the loss the config describes: record its architecture too
+        cfg_dict = method_cfg.to_dict()
     return LearnResult(
         method="ml3",
         task=task.name,

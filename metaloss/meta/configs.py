@@ -1,0 +1,402 @@
+"""The config of every method: its options, defaults, help and presets (the single source).
+
+``PRESETS`` holds the named budgets: ``fast`` (tests, demos), ``quick`` (the CPU ``quick``
+suite), ``mnist`` (the MNIST / CIFAR-10 / transfer suites) and ``reference`` (``bench
+--budget reference``). A ``paper`` preset can be added to ``PRESETS`` the same way.
+``ML3Config`` and ``AdaLFLConfig`` (in :mod:`metaloss.meta.unrolled` / ``online``) stay the
+algorithms' internal settings; the method configs here are built into them.
+
+Example:
+    >>> from metaloss.meta.configs import CONFIGS, TaylorGLOConfig
+    >>> TaylorGLOConfig.preset("quick").generations, sorted(CONFIGS)[:3]
+    (6, ['adalfl', 'cestep', 'evomal'])
+    >>> TaylorGLOConfig().with_options(popsize=1)
+    Traceback (most recent call last):
+    ...
+    metaloss.errors.ConfigError: taylorglo: option popsize must be >= 2, got 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from metaloss.errors import ConfigError
+from metaloss.meta.config import MethodConfig, opt
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "softplus", "leaky_relu", "smooth_leaky_relu")
+INITS = ("torch", "xavier", "kaiming")  # metaloss.losses.neural.INITS (no torch import here)
+# the NeuralLoss fields of ML3 / AdaLFL (the rest of their configs is meta-training)
+LOSS_FIELDS = ("hidden", "activation", "output", "bias", "inputs", "residual_ce",
+               "class_reduction", "beta", "gamma", "init")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ML3MethodConfig(MethodConfig):
+    """ML3: offline meta-training of a neural loss through unrolled training steps."""
+
+    method: ClassVar[str] = "ml3"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {"meta_steps": 5},
+        "quick": {"meta_steps": 300},
+        "mnist": {"meta_steps": 500},
+        "reference": {"meta_steps": 250},
+    }
+
+    meta_steps: int = opt(250, "meta (outer) steps", ge=0)
+    inner_steps: int = opt(1, "differentiable base-model steps per meta step", ge=1)
+    inner_lr: float | None = opt(None, "base-model learning rate (None: the task's)", gt=0)
+    inner_optimizer: str = opt("sgd", "inner-loop optimiser", choices=("sgd", "adam"))
+    inner_momentum: float = opt(0.0, "SGD momentum in the inner loop", ge=0)
+    inner_nesterov: bool = opt(False, "Nesterov momentum in the inner loop")
+    inner_weight_decay: float = opt(0.0, "L2 weight decay in the inner loop")
+    meta_lr: float = opt(1e-3, "Adam learning rate of the loss parameters", gt=0)
+    batch_size: int | None = opt(None, "support / query batch size (None: the task's)", gt=0)
+    reinit: bool = opt(True, "re-initialise the base model every meta step")
+    reset_every: int = opt(0, "with reinit=False: re-initialise every N meta steps (0: never)",
+                           ge=0)  # fmt: skip
+    query: str = opt("next", "query batch: another training batch, the support batch or val",
+                     choices=("next", "same", "val"))  # fmt: skip
+    grad_clip: float = opt(0.0, "clip the meta-gradient norm (0: off)", ge=0)
+    inner_max_norm: float = opt(0.0, "clip the base model's gradient norm inside (0: off)", ge=0)
+    checkpoint_every: int = opt(100, "checkpoint every N meta steps into the run dir", ge=0)
+    hidden: tuple[int, ...] = opt((50, 50), "hidden layer widths of the loss network", gt=0)
+    activation: str = opt("relu", "hidden activation", choices=ACTIVATIONS)
+    output: str = opt("softplus", "output activation", choices=("softplus", "none"))
+    bias: bool = opt(False, "biases in the loss network")
+    inputs: str = opt("prob", "prediction input", choices=("prob", "logprob"))
+    residual_ce: float = opt(0.0, "weight of the task loss added to the learned loss", ge=0)
+    class_reduction: str = opt("sum", "reduction over classes", choices=("sum", "mean"))
+    beta: float = opt(10.0, "smooth_leaky_relu sharpness", gt=0)
+    gamma: float = opt(0.01, "smooth_leaky_relu negative slope")
+    init: str = opt("torch", "weight initialisation of the loss network", choices=INITS)
+
+    def check(self) -> None:
+        if self.inner_nesterov and not self.inner_momentum > 0:
+            raise ConfigError("ml3: option inner_nesterov needs inner_momentum > 0")
+
+    def loss_options(self) -> dict[str, Any]:
+        """The :class:`~metaloss.losses.neural.NeuralLoss` arguments."""
+        return {k: getattr(self, k) for k in LOSS_FIELDS}
+
+    def meta_options(self) -> dict[str, Any]:
+        """The :class:`~metaloss.meta.unrolled.ML3Config` arguments."""
+        skip = {*LOSS_FIELDS, "checkpoint_every"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+
+@dataclass(frozen=True)
+class AdaLFLMethodConfig(MethodConfig):
+    """AdaLFL: an ML3 initialisation offline, then online adaptation over one training run."""
+
+    method: ClassVar[str] = "adalfl"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {"init_steps": 5, "steps": 30},
+        "quick": {"init_steps": 300},
+        "mnist": {"init_steps": 500},
+        "reference": {"init_steps": 2500},
+    }
+
+    init_steps: int = opt(2500, "offline (ML3) initialisation steps", ge=0)
+    adapt_every: int = opt(1, "adapt the loss every N training steps", ge=1)
+    meta_lr: float = opt(1e-3, "Adam learning rate of the loss (0: no adaptation)", ge=0)
+    query: str = opt("train", "batch of the online meta-objective", choices=("train", "val"))
+    meta_grad: str = opt("auto", "online meta-gradient: forward-mode, double backward or auto",
+                         choices=("auto", "jvp", "exact"))  # fmt: skip
+    max_grad_norm: float = opt(0.0, "clip the base model's gradient norm (0: off)", ge=0)
+    snapshots: int = opt(5, "loss snapshots saved along the online run", ge=0)
+    checkpoint_every: int | None = opt(
+        None, "checkpoint every N steps (None: 500 with a run dir, else never)", ge=0
+    )
+    steps: int | None = opt(None, "training steps of the online run (None: the task's)", gt=0)
+    lr: float | None = opt(None, "base-model learning rate (None: the task's)", gt=0)
+    optimizer: str | None = opt(None, "base-model optimiser (None: the task's)",
+                                choices=("sgd", "adam"))  # fmt: skip
+    momentum: float | None = opt(None, "SGD momentum (None: the task's)", ge=0)
+    nesterov: bool | None = opt(None, "Nesterov momentum (None: the task's)")
+    weight_decay: float | None = opt(None, "weight decay (None: the task's)", ge=0)
+    batch_size: int | None = opt(None, "batch size (None: the task's)", gt=0)
+    init_lr: float | None = opt(None, "learning rate of the offline phase (None: lr)", gt=0)
+    hidden: tuple[int, ...] = opt((40, 40), "hidden layer widths of the loss network", gt=0)
+    activation: str = opt("smooth_leaky_relu", "hidden activation", choices=ACTIVATIONS)
+    output: str = opt("none", "output activation", choices=("softplus", "none"))
+    bias: bool = opt(True, "biases in the loss network")
+    inputs: str = opt("prob", "prediction input", choices=("prob", "logprob"))
+    residual_ce: float = opt(1.0, "weight of the task loss added (0: the paper's form)", ge=0)
+    class_reduction: str = opt("mean", "reduction over classes", choices=("sum", "mean"))
+    beta: float = opt(10.0, "smooth_leaky_relu sharpness", gt=0)
+    gamma: float = opt(0.01, "smooth_leaky_relu negative slope")
+    init: str = opt("torch", "weight initialisation of the loss network", choices=INITS)
+
+    def loss_options(self) -> dict[str, Any]:
+        """The :class:`~metaloss.losses.neural.NeuralLoss` arguments."""
+        return {k: getattr(self, k) for k in LOSS_FIELDS}
+
+    def online_options(self, run_dir: Any = None) -> dict[str, Any]:
+        """The :class:`~metaloss.meta.online.AdaLFLConfig` arguments."""
+        out = {k: v for k, v in self.__dict__.items() if k not in (*LOSS_FIELDS, "init_lr")}
+        if out["checkpoint_every"] is None:
+            out["checkpoint_every"] = 500 if run_dir is not None else 0
+        return out
+
+
+@dataclass(frozen=True)
+class TaylorGLOConfig(MethodConfig):
+    """TaylorGLO: CMA-ES over the 8 parameters of a Taylor-polynomial loss."""
+
+    method: ClassVar[str] = "taylorglo"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {"generations": 2, "popsize": 4, "fitness_steps": 20},
+        "quick": {"generations": 6, "popsize": 10, "fitness_steps": 300},
+        "mnist": {"generations": 4, "popsize": 8, "fitness_steps": 300},
+        "reference": {"generations": 50, "popsize": 25, "fitness_steps": 500},
+    }
+
+    generations: int = opt(50, "CMA-ES generations", ge=1)
+    popsize: int = opt(25, "candidates per generation", ge=2)
+    sigma: float = opt(1.2, "initial CMA-ES step size", gt=0)
+    fitness_steps: int = opt(500, "training steps of each candidate's fitness run", ge=1)
+    theta0: tuple[float, ...] | None = opt(None, "start of the search (None: TaylorLoss's)")
+
+
+@dataclass(frozen=True)
+class MLNConfig(MethodConfig):
+    """MLN: evolve a neural loss on generated linear tasks with known ground truth."""
+
+    method: ClassVar[str] = "mln"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {
+            "generations": 2,
+            "popsize": 4,
+            "tasks_per_eval": 1,
+            "train_steps": 20,
+            "eval_tasks": 1,
+            "n_train": 100,
+            "n_val": 50,
+        },  # fmt: skip
+        "quick": {"generations": 30, "popsize": 16},
+        "mnist": {"generations": 30, "popsize": 16},
+        "reference": {"generations": 200, "popsize": 40},
+    }
+
+    generations: int = opt(30, "evolution generations", ge=1)
+    popsize: int = opt(20, "candidates per generation (even for OpenAI-ES)", ge=2)
+    es: str = opt("openai", "evolution strategy", choices=("openai", "cma"))
+    sigma: float = opt(0.02, "ES noise / CMA-ES step size", gt=0)
+    lr: float = opt(0.01, "OpenAI-ES Adam learning rate", gt=0)
+    weight_decay: float = opt(0.0, "OpenAI-ES L2 pull of the mean towards 0", ge=0)
+    dim: int = opt(10, "input dimension of the generated tasks", ge=1)
+    classes: tuple[int, ...] = opt((2, 5, 10), "class counts of the generated tasks", ge=2)
+    tasks_per_eval: int = opt(3, "generated tasks per fitness evaluation", ge=1)
+    train_steps: int = opt(100, "training steps on each generated task", ge=1)
+    objective: str = opt("cosine", "fitness", choices=("cosine", "val_error"))
+    n_train: int = opt(500, "training examples per generated task", ge=1)
+    n_val: int = opt(200, "validation examples per generated task", ge=1)
+    margin: float = opt(0.0, "class margin of the generated tasks", ge=0)
+    label_noise: float = opt(0.0, "label-noise fraction of the generated tasks", ge=0)
+    train_lr: float = opt(0.1, "learning rate on the generated tasks", gt=0)
+    batch_size: int = opt(64, "batch size on the generated tasks", ge=1)
+    include_bias: bool = opt(False, "the models on generated tasks have a bias")
+    resample: bool = opt(True, "fresh generated tasks every generation")
+    eval_tasks: int = opt(6, "held-out tasks choosing ES mean vs best sample (0: mean)", ge=0)
+    hidden: tuple[int, ...] = opt((16, 16), "hidden layer widths of the loss network", gt=0)
+    activation: str = opt("relu", "hidden activation", choices=ACTIVATIONS)
+    output: str = opt("softplus", "output activation", choices=("softplus", "none"))
+    inputs: str = opt("logprob", "prediction input", choices=("prob", "logprob"))
+    init: str = opt("ce", "initial loss: fitted to cross-entropy or random",
+                    choices=("ce", "random"))  # fmt: skip
+
+    def check(self) -> None:
+        if self.es == "openai" and self.popsize % 2:
+            raise ConfigError(f"mln: option popsize must be even for es=openai, got {self.popsize}")
+
+
+@dataclass(frozen=True)
+class GPLFLConfig(MethodConfig):
+    """GP-LFL: genetic programming over symbolic losses, every edge weight fixed at 1."""
+
+    method: ClassVar[str] = "gplfl"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {"population": 4, "generations": 2, "fitness_steps": 20},
+        "quick": {
+            "population": 12,
+            "generations": 6,
+            "fitness_steps": 300,
+            "seed_trees": "baselines",
+        },  # fmt: skip
+        "mnist": {
+            "population": 10,
+            "generations": 4,
+            "fitness_steps": 300,
+            "seed_trees": "baselines",
+        },  # fmt: skip
+        "reference": {"population": 25, "generations": 50, "fitness_steps": 500},
+    }
+
+    population: int = opt(25, "population size", ge=2)
+    generations: int = opt(50, "GP generations", ge=1)
+    fitness_steps: int = opt(500, "training steps of each candidate's fitness run", ge=1)
+    filter_steps: int = opt(50, "steps of the rejection filter (0: off)", ge=0)
+    crossover: float = opt(0.7, "crossover probability", ge=0)
+    mutation: float = opt(0.25, "mutation probability", ge=0)
+    tournament: int = opt(4, "tournament size", ge=1)
+    parsimony: float = opt(1.4, "parsimony tournament size (double tournament)", gt=0)
+    max_height: int = opt(10, "tree height limit", ge=1)
+    init_depth: tuple[int, ...] = opt((2, 4), "min, max depth of the initial trees", ge=1)
+    seed_trees: str | tuple[str, ...] | None = opt(
+        None, "trees in the initial population (baselines, names or prefix strings)"
+    )
+    elitism: int = opt(1, "members kept unchanged each generation", ge=0)
+    hof_size: int = opt(10, "hall-of-fame size", ge=1)
+
+    def gp_options(self) -> dict[str, Any]:
+        """The :class:`~metaloss.meta.gp.GPSearch` arguments."""
+        keys = ("crossover", "mutation", "tournament", "parsimony", "max_height", "init_depth",
+                "seed_trees", "elitism", "hof_size")  # fmt: skip
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass(frozen=True)
+class EvoMALConfig(GPLFLConfig):
+    """EvoMAL: GP-LFL plus a local search of the edge weights by unrolled differentiation."""
+
+    method: ClassVar[str] = "evomal"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {"population": 4, "generations": 2, "fitness_steps": 20, "local_steps": 5},
+        "quick": {
+            "population": 12,
+            "generations": 6,
+            "fitness_steps": 300,
+            "local_steps": 50,
+            "seed_trees": "baselines",
+        },  # fmt: skip
+        "mnist": {
+            "population": 10,
+            "generations": 4,
+            "fitness_steps": 300,
+            "local_steps": 50,
+            "seed_trees": "baselines",
+        },  # fmt: skip
+        "reference": {
+            "population": 25,
+            "generations": 50,
+            "fitness_steps": 500,
+            "local_steps": 250,
+        },  # fmt: skip
+    }
+
+    local_steps: int = opt(250, "unrolled steps tuning each candidate's edge weights", ge=0)
+    local_lr: float = opt(1e-3, "learning rate of the local search", gt=0)
+
+
+_UNROLLED, _ONLINE, _BOTH = "unrolled", "online", "unrolled,online"
+
+
+@dataclass(frozen=True)
+class CEStepConfig(MethodConfig):
+    """The control: the task loss times one learned scale, by each method's meta-optimiser.
+
+    ``meta=search`` uses the search options, ``unrolled`` the ML3 ones and ``online`` the
+    AdaLFL ones (see :class:`ML3MethodConfig` / :class:`AdaLFLMethodConfig`); setting an
+    option of another mode is refused.
+    """
+
+    method: ClassVar[str] = "ce-step"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "fast": {"candidates": 4, "fitness_steps": 20},
+    }
+
+    meta: str = opt("search", "meta-optimiser of the scale", choices=("search", "unrolled",
+                    "online"))  # fmt: skip
+    candidates: int = opt(24, "scales tried, log-spaced (search)", ge=1, group="search")
+    min_scale: float = opt(0.125, "smallest scale (search)", gt=0, group="search")
+    max_scale: float = opt(64.0, "largest scale (search)", gt=0, group="search")
+    fitness_steps: int = opt(500, "training steps of each fitness run (search)", ge=1,
+                             group="search")  # fmt: skip
+    meta_lr: float = opt(1e-3, "Adam learning rate of the scale (unrolled, online)", ge=0,
+                         group=_BOTH)  # fmt: skip
+    batch_size: int | None = opt(None, "batch size (None: the task's)", gt=0, group=_BOTH)
+    query: str | None = opt(None, "query batch (None: the meta-optimiser's default)",
+                            group=_BOTH)  # fmt: skip
+    checkpoint_every: int | None = opt(None, "checkpoint period (None: the method's)", ge=0,
+                                       group=_BOTH)  # fmt: skip
+    meta_steps: int = opt(250, "meta steps (unrolled)", ge=0, group=_UNROLLED)
+    inner_steps: int = opt(1, "inner steps per meta step (unrolled)", ge=1, group=_UNROLLED)
+    inner_lr: float | None = opt(None, "inner learning rate (unrolled)", gt=0, group=_UNROLLED)
+    inner_optimizer: str = opt("sgd", "inner optimiser (unrolled)", choices=("sgd", "adam"),
+                               group=_UNROLLED)  # fmt: skip
+    inner_momentum: float = opt(0.0, "inner SGD momentum (unrolled)", ge=0, group=_UNROLLED)
+    inner_nesterov: bool = opt(False, "inner Nesterov momentum (unrolled)", group=_UNROLLED)
+    inner_weight_decay: float = opt(0.0, "inner weight decay (unrolled)", group=_UNROLLED)
+    reinit: bool = opt(True, "re-initialise the model every meta step (unrolled)",
+                       group=_UNROLLED)  # fmt: skip
+    reset_every: int = opt(0, "re-initialise every N meta steps (unrolled)", ge=0,
+                           group=_UNROLLED)  # fmt: skip
+    grad_clip: float = opt(0.0, "clip the meta-gradient norm (unrolled)", ge=0, group=_UNROLLED)
+    inner_max_norm: float = opt(0.0, "clip the inner gradient norm (unrolled)", ge=0,
+                                group=_UNROLLED)  # fmt: skip
+    init_steps: int = opt(2500, "offline initialisation steps (online)", ge=0, group=_ONLINE)
+    adapt_every: int = opt(1, "adapt every N training steps (online)", ge=1, group=_ONLINE)
+    meta_grad: str = opt("auto", "online meta-gradient (online)",
+                         choices=("auto", "jvp", "exact"), group=_ONLINE)  # fmt: skip
+    max_grad_norm: float = opt(0.0, "clip the model's gradient norm (online)", ge=0,
+                               group=_ONLINE)  # fmt: skip
+    snapshots: int = opt(5, "scale snapshots saved (online)", ge=0, group=_ONLINE)
+    steps: int | None = opt(None, "training steps (online; None: the task's)", gt=0,
+                            group=_ONLINE)  # fmt: skip
+    lr: float | None = opt(None, "learning rate (online; None: the task's)", gt=0,
+                           group=_ONLINE)  # fmt: skip
+    optimizer: str | None = opt(None, "optimiser (online; None: the task's)",
+                                choices=("sgd", "adam"), group=_ONLINE)  # fmt: skip
+    momentum: float | None = opt(None, "SGD momentum (online)", ge=0, group=_ONLINE)
+    nesterov: bool | None = opt(None, "Nesterov momentum (online)", group=_ONLINE)
+    weight_decay: float | None = opt(None, "weight decay (online)", ge=0, group=_ONLINE)
+    init_lr: float | None = opt(None, "learning rate of the offline phase (online)", gt=0,
+                                group=_ONLINE)  # fmt: skip
+
+    def check(self) -> None:
+        if not self.min_scale <= self.max_scale:
+            raise ConfigError(
+                f"ce-step: need min_scale <= max_scale, got {self.min_scale}, {self.max_scale}"
+            )
+        for f in dataclasses.fields(self):
+            group = f.metadata.get("group")
+            if group and self.meta not in group.split(",") and getattr(self, f.name) != f.default:
+                raise ConfigError(
+                    f"ce-step: option {f.name} applies to meta={' or '.join(group.split(','))}, "
+                    f"not meta={self.meta}"
+                )
+
+    def mode_options(self) -> dict[str, Any]:
+        """The options of the chosen meta-optimiser (those left at None dropped)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if self.meta in (f.metadata.get("group") or "").split(",")
+            and getattr(self, f.name) is not None
+        }
+
+
+CONFIGS: dict[str, type[MethodConfig]] = {
+    "ml3": ML3MethodConfig,
+    "adalfl": AdaLFLMethodConfig,
+    "taylorglo": TaylorGLOConfig,
+    "mln": MLNConfig,
+    "evomal": EvoMALConfig,
+    "gplfl": GPLFLConfig,
+    "cestep": CEStepConfig,
+}
+
+
+def config_class(method: str) -> type[MethodConfig]:
+    """The config class of a method name (``ce-step`` and ``cestep`` alike).
+
+    Example:
+        >>> config_class("taylorglo").fast().popsize
+        4
+    """
+    key = method.lower().replace("-", "").replace("_", "")
+    if key not in CONFIGS:
+        raise ConfigError(f"unknown method {method!r}; known: {', '.join(CONFIGS)}")
+    return CONFIGS[key]
