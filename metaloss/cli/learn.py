@@ -240,7 +240,9 @@ def learn(
     if resume and force:
         raise ConfigError("--resume and --force exclude each other")
     if task.startswith("rl-"):  # RL: its own options, not a method config (metaloss.rl)
-        ml.api.method_fn(method)  # an unknown method is refused first
+        from metaloss.api import method_fn
+
+        method_fn(method)  # an unknown method is refused first
         if out is not None and _prepare_out(out, resume, force):
             return
         _learn_rl(method, task, out, seed, option or [], evaluator, resume, force)
