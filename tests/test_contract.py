@@ -64,6 +64,21 @@ def test_unknown_option_is_refused_with_a_suggestion(method):
         ml.learn(method, "iris-linear", config_class(other).fast())
 
 
+def test_every_method_has_a_config_and_evaluators_are_names_or_factories():
+    from metaloss.evaluators import SerialEvaluator
+    from metaloss.meta.configs import CONFIGS
+
+    assert set(CONFIGS) == set(api.METHODS)
+    fast = config_class("taylorglo").fast().with_options(generations=1)
+    by_name = ml.learn("taylorglo", "iris-linear", fast, evaluator="serial")
+    by_factory = ml.learn("taylorglo", "iris-linear", fast, evaluator=SerialEvaluator)
+    assert torch.equal(_outputs(by_name.loss), _outputs(by_factory.loss))
+    with pytest.raises(ConfigError, match="ml3: no evaluator"):
+        ml.learn("ml3", "iris-linear", evaluator="pool")
+    with pytest.raises(ConfigError, match="init_depth"):
+        config_class("evomal")(init_depth=(4, 2))
+
+
 def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """``metaloss ARGS`` in-process (as the console script): (exit status, stdout, stderr)."""
     from metaloss import cli
@@ -95,6 +110,12 @@ def test_cli_help_lists_the_options_and_refuses_unknown_ones(method, tmp_path, m
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"did you mean '{name}'" in lines[0] and "valid: " in lines[0]
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_cli_learn_help_without_a_method_lists_the_methods(monkeypatch, capsys):
+    code, out, _ = _cli(monkeypatch, capsys, "learn", "--help")
+    assert code == 0 and "Usage" in out
+    assert all(m in out for m in METHODS) and "METHOD --help" in out
 
 
 def test_cli_does_not_turn_errors_inside_a_run_into_config_errors(monkeypatch, capsys, tmp_path):

@@ -262,7 +262,7 @@ def build_evaluator(
         return make_evaluator(evaluator, fitness, **dict(options or {}))
     if options:
         raise ConfigError(f"{method}: evaluator_options need an evaluator name, not an object")
-    if callable(evaluator) and not hasattr(evaluator, "evaluate"):
+    if isinstance(evaluator, type) or (callable(evaluator) and not hasattr(evaluator, "evaluate")):
         return evaluator(fitness)
     raise ConfigError(
         f"{method}: evaluator must be serial, batched, pool, ray or a factory fitness -> "

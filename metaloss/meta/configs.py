@@ -250,6 +250,14 @@ class GPLFLConfig(MethodConfig):
     elitism: int = opt(1, "members kept unchanged each generation", ge=0)
     hof_size: int = opt(10, "hall-of-fame size", ge=1)
 
+    def check(self) -> None:
+        low, high = (self.init_depth + (0, 0))[:2]
+        if len(self.init_depth) != 2 or low > high:
+            raise ConfigError(
+                f"{self.method}: option init_depth must be min,max with min <= max, "
+                f"got {self.init_depth!r}"
+            )
+
     def gp_options(self) -> dict[str, Any]:
         """The :class:`~metaloss.meta.gp.GPSearch` arguments."""
         keys = ("crossover", "mutation", "tournament", "parsimony", "max_height", "init_depth",
