@@ -103,3 +103,17 @@ def test_demo_quick(tmp_path):
     out = cli("demo", "--quick", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "cross_entropy" in out.stdout and (tmp_path / "runs/demo/spec.json").exists()
+
+
+def test_learn_method_help_lists_its_config_and_unknown_keys_are_refused(tmp_path):
+    out = cli("learn", "ml3", "--help")
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if "│ meta_steps " in line)
+    assert "│ 250 " in row  # ML3MethodConfig's default, from the config
+    out = cli("learn", "taylorglo", "-t", "iris-linear", "-o", str(tmp_path / "r"),
+              "--set", "genertions=2")  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "error: taylorglo: unknown option 'genertions' (did you mean 'generations'?); "
+        "valid: generations, popsize, sigma, fitness_steps, theta0"
+    )
