@@ -126,10 +126,12 @@ def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
         return {"meta": "unrolled", **chosen.get("ml3", {})}
     if method == "ce-step-adalfl":
         return {"meta": "online", **chosen.get("adalfl", {})}
-    if method == "ce-step-search":
-        evo = chosen.get("evomal", {})
-        n = int(evo.get("population", 25)) * int(evo.get("generations", 50))
-        return {"meta": "search", "candidates": n, "fitness_steps": evo.get("fitness_steps", 500)}
+    if method == "ce-step-search":  # as many candidates as EvoMAL's budget evaluates
+        from metaloss.meta.configs import EvoMALConfig
+
+        evo = EvoMALConfig(**chosen.get("evomal", {}))
+        n = evo.population * evo.generations
+        return {"meta": "search", "candidates": n, "fitness_steps": evo.fitness_steps}
     return dict(chosen.get(method, {}))
 
 
