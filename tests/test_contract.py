@@ -39,7 +39,7 @@ def runs() -> dict[str, tuple[LearnResult, LearnResult]]:
     return {m: (_learn(m), _learn(m)) for m in METHODS}
 
 
-@pytest.mark.slow  # 14 short runs: ~15 s on one free core
+@pytest.mark.slow  # 14 short runs: 6 s at load 5, 26 s under heavier load (2 cores)
 @pytest.mark.parametrize("method", METHODS)
 def test_fast_run_saves_loads_and_repeats(method, runs, tmp_path):
     first, again = runs[method]
