@@ -249,9 +249,20 @@ class GPLFLConfig(MethodConfig):
     )
     elitism: int = opt(1, "members kept unchanged each generation", ge=0)
     hof_size: int = opt(10, "hall-of-fame size", ge=1)
+    variation: str = opt("and", "DEAP varAnd (crossover then mutation) or varOr (one of them)",
+                         choices=("and", "or"))  # fmt: skip
+    fitness_first: bool = opt(True, "double tournament: fitness round first, then size")
+    mutation_method: str = opt("grow", "subtree mutation: grow or half-and-half",
+                               choices=("grow", "half"))  # fmt: skip
+    root_weight: bool = opt(True, "a weight on the root edge (False: the EvoMAL reference)")
+    reject_target_log: bool = opt(False, "reject trees taking the log of the target unevaluated")
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]
+        if self.crossover > 1 or self.mutation > 1:
+            raise ConfigError(f"{self.method}: options crossover and mutation must be <= 1")
+        if self.variation == "or" and self.crossover + self.mutation > 1:
+            raise ConfigError(f"{self.method}: variation 'or' needs crossover + mutation <= 1")
         if len(self.init_depth) != 2 or low > high:
             raise ConfigError(
                 f"{self.method}: option init_depth must be min,max with min <= max, "
@@ -261,7 +272,8 @@ class GPLFLConfig(MethodConfig):
     def gp_options(self) -> dict[str, Any]:
         """The :class:`~metaloss.meta.gp.GPSearch` arguments."""
         keys = ("crossover", "mutation", "tournament", "parsimony", "max_height", "init_depth",
-                "seed_trees", "elitism", "hof_size")  # fmt: skip
+                "seed_trees", "elitism", "hof_size", "variation", "fitness_first",
+                "mutation_method", "root_weight", "reject_target_log")  # fmt: skip
         return {k: getattr(self, k) for k in keys}
 
 
