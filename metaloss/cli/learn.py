@@ -243,6 +243,8 @@ def learn(
         from metaloss.api import method_fn
 
         method_fn(method)  # an unknown method is refused first
+        if preset is not None:
+            raise ConfigError(f"--preset applies to data tasks, not {task} (use --set)")
         if out is not None and _prepare_out(out, resume, force):
             return
         _learn_rl(method, task, out, seed, option or [], evaluator, resume, force)
