@@ -51,6 +51,7 @@ def learn(
     task: Task | str | None,
     config: MethodConfig | None = None,
     *,
+    preset: str | None = None,
     seed: int = 0,
     progress: bool | None = None,
     evaluator: EvaluatorSpec | None = None,
@@ -63,7 +64,9 @@ def learn(
     gplfl, ce-step).
 
     ``config`` is the method's config (:mod:`metaloss.meta.configs`; default: its
-    ``default()``, the reference budget); ``overrides`` are its fields, validated once:
+    ``default()``), or ``preset`` names one of its presets (``paper``: the paper's and
+    reference code's settings; ``fast``, ``quick``...); the result's ``info["preset"]``
+    records which (``custom`` for a config object). ``overrides`` are its fields, validated once:
     an unknown name or a value of the wrong type is a :class:`ConfigError` naming the option
     (with a suggestion). ``task`` may be a :class:`Task` or a registered name (built on
     ``device``); MLN ignores it (``None``). ``evaluator`` (population searches only) is a
@@ -87,7 +90,10 @@ def learn(
     from metaloss.meta.configs import config_class
 
     fn = method_fn(method)
-    cfg = config_class(method).resolve(config, overrides)  # validated once, here
+    cls = config_class(method)
+    if preset is not None and config is not None:
+        raise ConfigError(f"{method}: pass a config or a preset, not both")
+    cfg = cls.resolve(cls.preset(preset) if preset else config, overrides)  # validated once
     if isinstance(task, str):
         task = tasks.get(task, device=device)
     run: dict[str, Any] = {"seed": seed, "progress": progress, "run_dir": run_dir}
@@ -105,6 +111,9 @@ def learn(
     result = fn(task, config=cfg, **run)
     if isinstance(task, Task) and not result.data:
         result.record_data(task)  # runs remember their data (tasks.provenance)
+    result.info.setdefault("preset", preset or ("custom" if config is not None else "default"))
+    if overrides:
+        result.info.setdefault("overrides", sorted(overrides))
     return result
 
 

@@ -191,7 +191,11 @@ def test_learn_mln_reports_fitness_on_tasks_outside_the_selection():
     assert not set(reported_on) & meta_train_seeds
     common = {k: res.config[k] for k in ("dim", "train_steps", "n_train", "n_val", "seed")}
     report = MLNFitness(
-        classes=res.config["classes"], tasks_per_eval=3, stream=3, lr=res.config["lr"], **common
+        classes=res.config["classes"],
+        tasks_per_eval=3,
+        stream=3,
+        lr=res.config["train_lr"],
+        **common,
     )
     assert [g.seed for g in report.tasks()] == reported_on
     assert report.score(res.loss).value == pytest.approx(res.info["final_fitness"], abs=1e-12)

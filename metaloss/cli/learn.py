@@ -197,7 +197,7 @@ def learn(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(help="start from this preset of the method's config (fast, quick...)"),
+        typer.Option(help="start from this preset of the method's config (paper, fast, quick...)"),
     ] = None,
     evaluator: Annotated[str | None, typer.Option(help="serial, batched, pool or ray")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
@@ -251,9 +251,7 @@ def learn(
         return
     # the config is validated here, once, before anything is written or loaded
     overrides, evaluator_options = method_overrides(method, option or [])
-    config = config_class(method).resolve(
-        config_class(method).preset(preset) if preset else None, overrides
-    )
+    config_class(method).resolve(config_class(method).preset(preset) if preset else None, overrides)
     if out is not None and _prepare_out(out, resume, force):
         return
     t = None if method.lower() == "mln" else _task(task, data_dir, device, seed, **variant)
@@ -267,8 +265,9 @@ def learn(
             f"{out} holds a previous run: pass --resume to continue it or choose another --out"
         )
     result = ml.learn(
-        method, t, config, seed=seed, progress=True, evaluator=evaluator,
+        method, t, preset=preset, seed=seed, progress=True, evaluator=evaluator,
         evaluator_options=evaluator_options or None, device=device, run_dir=str(out),
+        **overrides,
     )  # fmt: skip
     result.record_data(t)  # runs remember their data (tasks.provenance)
     if t is not None:

@@ -1,8 +1,10 @@
 """The config of every method: its options, defaults, help and presets (the single source).
 
 ``PRESETS`` holds the named budgets: ``fast`` (tests, demos), ``quick`` (the CPU ``quick``
-suite), ``mnist`` (the MNIST / CIFAR-10 / transfer suites) and ``reference`` (``bench
---budget reference``). A ``paper`` preset can be added to ``PRESETS`` the same way.
+suite), ``mnist`` (the MNIST / CIFAR-10 / transfer suites), ``reference`` (``bench
+--budget reference``) and ``paper`` (what the paper and its reference code do: operators,
+selection, weights, initialisation and budget; docs/presets.md lists every difference from
+the defaults).
 ``ML3Config`` and ``AdaLFLConfig`` (in :mod:`metaloss.meta.unrolled` / ``online``) stay the
 algorithms' internal settings; the method configs here are built into them.
 
@@ -42,6 +44,22 @@ class ML3MethodConfig(MethodConfig):
         "quick": {"meta_steps": 300},
         "mnist": {"meta_steps": 500},
         "reference": {"meta_steps": 250},
+        # ML3 reference (LearningToLearn): 2-50-50-1 ReLU, Softplus output, no biases,
+        # Xavier init, Adam 1e-3, one inner step from a fresh model, the task loss on the
+        # support batch itself, 500 meta steps (the sine experiment)
+        "paper": {
+            "meta_steps": 500,
+            "query": "same",
+            "init": "xavier",
+            "hidden": (50, 50),
+            "activation": "relu",
+            "output": "softplus",
+            "bias": False,
+            "inner_steps": 1,
+            "meta_lr": 1e-3,
+            "reinit": True,
+            "residual_ce": 0.0,
+        },  # fmt: skip
     }
 
     meta_steps: int = opt(250, "meta (outer) steps", ge=0)
@@ -96,6 +114,8 @@ class AdaLFLMethodConfig(MethodConfig):
         "quick": {"init_steps": 300},
         "mnist": {"init_steps": 500},
         "reference": {"init_steps": 2500},
+        # the paper's form: no cross-entropy residual; 2,500 offline steps (Algorithm 1)
+        "paper": {"init_steps": 2500, "residual_ce": 0.0},
     }
 
     init_steps: int = opt(2500, "offline (ML3) initialisation steps", ge=0)
@@ -151,6 +171,8 @@ class TaylorGLOConfig(MethodConfig):
         "quick": {"generations": 6, "popsize": 10, "fitness_steps": 300},
         "mnist": {"generations": 4, "popsize": 8, "fitness_steps": 300},
         "reference": {"generations": 50, "popsize": 25, "fitness_steps": 500},
+        # CMA-ES sigma 1.2, population 25, 500-step fitness (the EvoMAL comparison)
+        "paper": {"generations": 50, "popsize": 25, "sigma": 1.2, "fitness_steps": 500},
     }
 
     generations: int = opt(50, "CMA-ES generations", ge=1)
@@ -178,6 +200,8 @@ class MLNConfig(MethodConfig):
         "quick": {"generations": 30, "popsize": 16},
         "mnist": {"generations": 30, "popsize": 16},
         "reference": {"generations": 200, "popsize": 40},
+        # the paper's settings are not public: its reference budget, our operators
+        "paper": {"generations": 200, "popsize": 40},
     }
 
     generations: int = opt(30, "evolution generations", ge=1)
@@ -212,6 +236,19 @@ class MLNConfig(MethodConfig):
             raise ConfigError(f"mln: option popsize must be even for es=openai, got {self.popsize}")
 
 
+#: EvoMAL's reference search (Decadz/Evolved-Model-Agnostic-Loss, ``ea.py`` and the MNIST
+#: config): varOr, double tournament with parsimony 1 and fitness_first False, half-and-half
+#: mutation, whole-population replacement (no elitism), random trees only, weights on
+#: child -> parent edges only, the protected log as it is.
+GP_PAPER: dict[str, Any] = {
+    "population": 25, "generations": 50, "fitness_steps": 500, "crossover": 0.7,
+    "mutation": 0.25, "tournament": 4, "parsimony": 1.0, "fitness_first": False,
+    "max_height": 10, "init_depth": (2, 4), "elitism": 0, "seed_trees": None,
+    "variation": "or", "mutation_method": "half", "root_weight": False,
+    "reject_target_log": False,
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class GPLFLConfig(MethodConfig):
     """GP-LFL: genetic programming over symbolic losses, every edge weight fixed at 1."""
@@ -232,6 +269,7 @@ class GPLFLConfig(MethodConfig):
             "seed_trees": "baselines",
         },  # fmt: skip
         "reference": {"population": 25, "generations": 50, "fitness_steps": 500},
+        "paper": GP_PAPER,
     }
 
     population: int = opt(25, "population size", ge=2)
@@ -255,7 +293,7 @@ class GPLFLConfig(MethodConfig):
     mutation_method: str = opt("grow", "subtree mutation: grow or half-and-half",
                                choices=("grow", "half"))  # fmt: skip
     root_weight: bool = opt(True, "a weight on the root edge (False: the EvoMAL reference)")
-    reject_target_log: bool = opt(False, "reject trees taking the log of the target unevaluated")
+    reject_target_log: bool = opt(True, "reject trees taking the log of the target unevaluated")
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]
@@ -304,6 +342,7 @@ class EvoMALConfig(GPLFLConfig):
             "fitness_steps": 500,
             "local_steps": 250,
         },  # fmt: skip
+        "paper": {**GP_PAPER, "local_steps": 250, "local_lr": 1e-3},
     }
 
     local_steps: int = opt(250, "unrolled steps tuning each candidate's edge weights", ge=0)

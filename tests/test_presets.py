@@ -1,0 +1,97 @@
+"""The ``paper`` preset of every paper method: what it sets, that a run records it, and that
+the GP searches run the reference's operators under it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import metaloss as ml
+from metaloss.errors import ConfigError
+from metaloss.meta.configs import CONFIGS, config_class
+
+PAPER_METHODS = ["adalfl", "evomal", "gplfl", "ml3", "mln", "taylorglo"]
+
+# tiny budgets on top of the paper preset: the settings that matter stay the paper's
+TINY = {
+    "ml3": {"meta_steps": 3},
+    "adalfl": {"init_steps": 3, "steps": 10},
+    "taylorglo": {"generations": 2, "popsize": 4, "fitness_steps": 10},
+    "mln": {
+        "generations": 2,
+        "popsize": 4,
+        "tasks_per_eval": 1,
+        "train_steps": 10,
+        "eval_tasks": 1,
+        "n_train": 60,
+        "n_val": 30,
+    },  # fmt: skip
+    "evomal": {"population": 4, "generations": 2, "fitness_steps": 10, "local_steps": 2},
+    "gplfl": {"population": 4, "generations": 2, "fitness_steps": 10},
+}
+
+
+def test_every_paper_method_has_a_paper_preset_and_the_control_has_none():
+    assert sorted(m for m, c in CONFIGS.items() if "paper" in c.PRESETS) == PAPER_METHODS
+    with pytest.raises(ConfigError, match="unknown preset 'paper'"):
+        config_class("ce-step").preset("paper")
+
+
+def test_paper_presets_set_the_references_choices():
+    ml3 = config_class("ml3").preset("paper")
+    assert (ml3.init, ml3.hidden, ml3.bias, ml3.query, ml3.meta_steps) == (
+        "xavier", (50, 50), False, "same", 500)  # fmt: skip
+    assert config_class("adalfl").preset("paper").residual_ce == 0.0
+    assert config_class("adalfl").default().residual_ce == 1.0  # ours keeps the residual
+    for method in ("evomal", "gplfl"):
+        gp = config_class(method).preset("paper")
+        assert (gp.variation, gp.parsimony, gp.fitness_first, gp.mutation_method) == (
+            "or", 1.0, False, "half")  # fmt: skip
+        assert (gp.root_weight, gp.elitism, gp.seed_trees, gp.reject_target_log) == (
+            False, 0, None, False)  # fmt: skip
+        ours = config_class(method).default()
+        assert (ours.variation, ours.root_weight, ours.reject_target_log) == ("and", True, True)
+
+
+@pytest.mark.parametrize("method", PAPER_METHODS)
+def test_a_paper_run_records_its_preset_in_spec_json(method, tmp_path):
+    torch.set_num_threads(1)
+    task = None if method == "mln" else "iris-linear"
+    res = ml.learn(method, task, preset="paper", seed=0, progress=False, **TINY[method])
+    assert res.info["preset"] == "paper"
+    assert res.info["overrides"] == sorted(TINY[method])
+    paper = config_class(method).preset("paper").to_dict()
+    for key, value in res.config.items():  # every option not overridden is the paper's
+        if key in paper and key not in TINY[method] and paper[key] is not None:
+            assert value == paper[key], key
+    res.save(tmp_path / "run")
+    spec = json.loads((tmp_path / "run" / "spec.json").read_text())
+    assert spec["info"]["preset"] == "paper"
+
+
+def test_preset_and_config_together_are_refused():
+    with pytest.raises(ConfigError, match="a config or a preset, not both"):
+        ml.learn("taylorglo", "iris-linear", config_class("taylorglo").fast(), preset="paper")
+    with pytest.raises(ConfigError, match="unknown preset 'papr'"):
+        ml.learn("taylorglo", "iris-linear", preset="papr")
+
+
+def test_default_and_custom_runs_say_so():
+    fast = config_class("taylorglo").fast()
+    res = ml.learn("taylorglo", "iris-linear", fast, progress=False)
+    assert res.info["preset"] == "custom"
+
+
+def test_cli_paper_preset_is_recorded(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "metaloss.cli", "--threads", "1", "learn", "gplfl", "--task",
+           "iris-linear", "--preset", "paper", "--no-sanity", "-o", str(out), "--set",
+           "population=4", "--set", "generations=1", "--set", "fitness_steps=5"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    spec = json.loads((out / "spec.json").read_text())
+    assert spec["info"]["preset"] == "paper" and spec["config"]["variation"] == "or"
