@@ -12,12 +12,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers.crashing import CrashingFitness, crashing
 from torch import nn
 
 from metaloss.errors import ConfigError
 from metaloss.evaluators import Candidate, Fitness, SerialEvaluator, TrainFitness, make_evaluator
 from metaloss.evaluators.batched import BatchedEvaluator, auto_chunk_size, member_bytes
-from metaloss.evaluators.ray import (
+from metaloss.evaluators.spec import (
     FitnessSpec,
     candidate_from_json,
     candidate_to_json,
@@ -206,7 +207,8 @@ def test_batched_runs_the_evomal_pipeline(iris):
 def test_fitness_spec_round_trip_and_checks(iris):
     fit = TrainFitness(iris, steps=20, seed=3, overrides={"milestones": (5,)})
     spec = FitnessSpec.from_fitness(fit)
-    assert spec.task == "iris-linear" and spec.steps == 20 and spec.seed == 3
+    assert spec.task == "iris-linear" and spec.kind == "train"
+    assert (spec.options["steps"], spec.options["seed"]) == (20, 3)
     again = FitnessSpec.from_json(spec.to_json())
     assert again == FitnessSpec.from_dict(spec.to_dict())
     rebuilt = again.build()
@@ -221,9 +223,11 @@ def test_fitness_spec_round_trip_and_checks(iris):
         replace(spec, task_seed=1).build_task()  # another validation split
     with pytest.raises(ConfigError):
         FitnessSpec.from_dict({"task": "iris-linear", "bogus": 1})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown fitness kind 'pickle'"):
         FitnessSpec(task="iris-linear", kind="pickle")
-    assert task_fingerprint(iris, seed=3) == spec.fingerprint
+    with pytest.raises(ConfigError, match="unknown options"):
+        replace(spec, options={"steps": 5, "bogus": 1}).build()
+    assert task_fingerprint(iris) == spec.fingerprint
 
 
 def test_wire_format_round_trip():
@@ -249,16 +253,14 @@ def ray_evaluator(tmp_path_factory):
     from metaloss.evaluators.ray import RayEvaluator
 
     task = tasks.get("digits-mlp")
-    spec = FitnessSpec.from_fitness(TrainFitness(task, steps=100))
-    spec = replace(
-        spec,
-        kind="crash_test",  # like "train", but ids 101 (once) and 102 (always) kill the worker
-        options={
-            "crash_ids": [101],
-            "always_ids": [102],
-            "marker_dir": str(tmp_path_factory.mktemp("crash")),
-        },
+    # like TrainFitness, but ids 101 (once) and 102 (always) kill the worker; the Ray
+    # workers import the test module that registers this fitness kind
+    marker = str(tmp_path_factory.mktemp("crash"))
+    fit = crashing(
+        TrainFitness(task, steps=100), crash_ids=[101], always_ids=[102], marker_dir=marker
     )
+    spec = FitnessSpec.from_fitness(fit)
+    assert spec.kind == "crash_test" and spec.module == CrashingFitness.__module__
     ev = RayEvaluator(spec, num_workers=2, max_retries=1, startup_timeout=600)
     try:
         ev.start()

@@ -27,11 +27,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from metaloss.errors import ConfigError
+from metaloss.evaluators import fitness as fitness_kinds
 from metaloss.evaluators import make_evaluator
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.evaluators.serial import TrainFitness
@@ -240,7 +241,13 @@ def rejection_filter(
 
 @dataclass
 class EvoMALFitness:
-    """The per-candidate pipeline: filter -> local search (EvoMAL) -> training fitness."""
+    """The per-candidate pipeline: filter -> local search (EvoMAL) -> training fitness.
+
+    A staged fitness (:mod:`metaloss.evaluators.fitness`): ``prepare`` (filter, local
+    search) then ``train_fitness()``; registered as the fitness kind ``"evomal"``.
+    """
+
+    kind: ClassVar[str] = "evomal"
 
     task: Task
     fitness_steps: int = 500
@@ -279,14 +286,23 @@ class EvoMALFitness:
         seed = search_seed(self.seed, "fitness")
         return TrainFitness(self.task, self.fitness_steps, seed, overrides=self.overrides)
 
+    def to_options(self) -> dict[str, Any]:
+        """Everything but the task, as JSON-able data (the fitness kind's options)."""
+        return {k: getattr(self, k) for k in _EVOMAL_OPTIONS} | {"overrides": dict(self.overrides)}
+
+    @classmethod
+    def from_options(cls, task: Task, options: dict[str, Any]) -> EvoMALFitness:
+        unknown = set(options) - set(_EVOMAL_OPTIONS) - {"overrides"}
+        if unknown:
+            raise ConfigError(f"evomal fitness: unknown options {sorted(unknown)}")
+        return cls(task, **options)
+
     def __call__(self, candidate: Candidate) -> Fitness:
-        prepared = self.prepare(candidate)
-        if isinstance(prepared, Fitness):
-            return prepared
-        tuned, tensors = prepared
-        fit = self.train_fitness()(tuned)
-        fit.tensors = tensors
-        return fit
+        return fitness_kinds.staged_call(self, candidate)
+
+
+_EVOMAL_OPTIONS = ("fitness_steps", "local_steps", "local_lr", "filter_steps", "seed")
+fitness_kinds.register(EvoMALFitness.kind, EvoMALFitness)
 
 
 def _learn_gp(
