@@ -101,9 +101,20 @@ class _LossStack:
                 {k: v.detach() for k, v in buffers.items()},
             )
             template = self.losses[0]
+            slots = _slots(template)
 
             def one(p: dict[str, Tensor], b: dict[str, Tensor], out: Tensor, y: Tensor) -> Tensor:
-                return functional_call(template, (p, b), (out, y))
+                # functional_call(template, (p, b), (out, y)) without its (costly) checks
+                saved = []
+                try:
+                    for k, v in (*p.items(), *b.items()):
+                        table, name = slots[k]
+                        saved.append((table, name, table[name]))
+                        table[name] = v
+                    return template(out, y)
+                finally:
+                    for table, name, v in reversed(saved):
+                        table[name] = v
 
             self.call = vmap(one, in_dims=(0, 0, 0, None))
 
@@ -127,6 +138,18 @@ class _LossStack:
             except Exception as exc:  # noqa: BLE001 - one member's loss is broken
                 failed[r] = failure_reason(exc)
         return rows, (torch.cat(values) if values else None), failed
+
+
+def _slots(module: nn.Module) -> dict[str, tuple[dict[str, Any], str]]:
+    """Where each named parameter / buffer of ``module`` lives: ``(table, name)`` with
+    ``table`` the owning submodule's ``_parameters`` or ``_buffers``."""
+    slots: dict[str, tuple[dict[str, Any], str]] = {}
+    for prefix, mod in module.named_modules():
+        for table in (mod._parameters, mod._buffers):
+            for name, value in table.items():
+                if value is not None:
+                    slots.setdefault(f"{prefix}.{name}" if prefix else name, (table, name))
+    return slots
 
 
 def _stacks(losses: Sequence[Loss], keys: Sequence[Any], serial: set[Any]) -> list[_LossStack]:
