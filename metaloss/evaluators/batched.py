@@ -128,7 +128,7 @@ class BatchedEvaluator:
         self.chunk_size = chunk_size
         self.check_every = max(1, int(check_every))
         self.fallback_reason: str | None = None
-        self.train_fitness: TrainFitness | None = fitness_kinds.stages(fitness)
+        self.train_fitness: TrainFitness | None = fitness_kinds.training_stage(fitness)
         if self.train_fitness is None:
             self._fall_back(f"fitness {type(fitness).__name__} has no training stage")
         else:

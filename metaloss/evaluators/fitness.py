@@ -43,7 +43,16 @@ if TYPE_CHECKING:
     from metaloss.evaluators.serial import TrainFitness
     from metaloss.tasks.base import Task
 
-__all__ = ["build", "describe", "get", "kinds", "register", "staged_call", "stages"]
+__all__ = [
+    "build",
+    "describe",
+    "get",
+    "kinds",
+    "prepare",
+    "register",
+    "staged_call",
+    "training_stage",
+]
 
 _KINDS: dict[str, type | str] = {}  # kind -> class, or "module:Class" imported on first use
 
@@ -123,13 +132,13 @@ def build(kind: str, task: Task, options: dict[str, Any], module: str | None = N
     return get(kind, module).from_options(task, dict(options))  # type: ignore[attr-defined]
 
 
-def stages(fitness: FitnessFunction) -> TrainFitness | None:
+def training_stage(fitness: FitnessFunction) -> TrainFitness | None:
     """The training stage of a staged fitness (``fitness.train_fitness()``), else ``None``.
 
     >>> from metaloss import tasks
     >>> from metaloss.evaluators.serial import TrainFitness
     >>> fit = TrainFitness(tasks.get("iris-linear"))
-    >>> stages(fit) is fit, stages(lambda c: None)
+    >>> training_stage(fit) is fit, training_stage(lambda c: None)
     (True, None)
     """
     from metaloss.evaluators.serial import TrainFitness
@@ -157,7 +166,7 @@ def staged_call(fitness: FitnessFunction, candidate: Candidate) -> Fitness:
     if isinstance(prepared, Fitness):
         return prepared
     tuned, tensors = prepared
-    stage = stages(fitness)
+    stage = training_stage(fitness)
     assert stage is not None, "staged_call needs a fitness with train_fitness()"
     fit = stage(tuned)
     fit.tensors = tensors or fit.tensors

@@ -7,14 +7,14 @@ and the forward pass of all members is one ``vmap(functional_call)`` on the shar
 
 Losses: members whose losses have the same structure (same class, same parameter and
 buffer shapes, the same spec once their tensors are zeroed - e.g. TaylorGLO polynomials,
-neural losses of one architecture, symbolic losses of one tree) form a *loss stack*: their
-parameters and buffers are stacked too and the losses of the whole group are one
-``vmap(functional_call)`` of the group's first loss over the stacked loss tensors and the
-members' outputs. Members with a loss of their own structure, and groups whose loss
-cannot run under ``vmap``, are evaluated one member at a time (the serial path). The
-losses are summed and the gradients w.r.t. the stacked parameters taken with one
-``torch.autograd.grad``: members are independent inside ``vmap``, so a member that goes
-NaN cannot change another member's numbers.
+neural losses of one architecture and spec, symbolic losses of one tree) form a *loss stack*: their
+parameters and buffers are stacked too (``stack_module_state``) and the losses of the
+whole group are one ``vmap`` of the group's first loss called with the stacked tensors
+swapped in (``functional_call``'s semantics) on the members' outputs. Members with a loss
+of their own structure, and groups whose loss cannot run under ``vmap``, are evaluated one
+member at a time (the serial path). The losses are summed and the gradients w.r.t. the
+stacked parameters taken with one ``torch.autograd.grad``: members are independent inside
+``vmap``, so a member that goes NaN cannot change another member's numbers.
 
 Optimiser: :func:`metaloss.functional.make_optimizer` (the trainer's own, ``torch.optim``
 math) on the stacked tensors; a per-member learning rate is a 1-d ``lr``.
