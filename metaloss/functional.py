@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,16 +46,59 @@ class Optimizer:
     grad_slope: Callable[[State], Any] | None = None
 
 
+def _rate(rate: float | Tensor, p: Tensor) -> float | Tensor:
+    """A learning rate shaped for ``p``: a 1-d tensor holds one rate per leading index
+    (population member) of a stacked parameter."""
+    if isinstance(rate, Tensor) and rate.dim() == 1 and p.dim() > 1:
+        return rate.view(-1, *([1] * (p.dim() - 1)))
+    return rate
+
+
+def _descend(p: Tensor, d: Tensor, rate: float | Tensor) -> Tensor:
+    """``p - rate * d`` with ``torch.optim``'s rounding (``p.add(d, alpha=-rate)``) for a
+    number ``rate``; a tensor ``rate`` (learnable, per member) is applied as a product."""
+    if isinstance(rate, Tensor):
+        return p - d * _rate(rate, p)
+    return p.add(d, alpha=-rate)
+
+
+def _sqrt(v: Tensor) -> Tensor:
+    """``v.sqrt()``; under autograd with a derivative that stays finite at ``v = 0`` (where
+    it is 0), so meta-gradients through Adam never become NaN. Same values either way."""
+    if not (torch.is_grad_enabled() and v.requires_grad):
+        return v.sqrt()
+    positive = v > 0
+    return torch.where(positive, torch.where(positive, v, 1.0).sqrt(), 0.0)
+
+
+def milestone_scale(step: int, milestones: Sequence[int], gamma: float) -> float:
+    """The learning-rate factor of 1-based ``step`` under ``MultiStepLR(milestones, gamma)``
+    stepped once after every optimiser step: ``gamma`` to the number of milestones
+    ``< step`` (a milestone 0 counts from the start, as in ``torch``).
+
+    >>> milestone_scale(1, [0, 2], 0.1), milestone_scale(3, [0, 2], 0.1)
+    (0.1, 0.010000000000000002)
+    """
+    scale = 1.0
+    for m in sorted(milestones):
+        if m < step:
+            scale = scale * gamma
+    return scale
+
+
 def sgd(
     lr: float | Tensor,
     momentum: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
 ) -> Optimizer:
-    """SGD with optional (Nesterov) momentum and L2 weight decay, as in ``torch.optim.SGD``.
+    """SGD with optional (Nesterov) momentum and L2 weight decay: ``torch.optim.SGD``'s
+    single-tensor math, operation for operation (bitwise equal for a number ``lr``).
 
-    ``lr`` may be a tensor (a learnable or scheduled learning rate); ``state["lr_scale"]``
-    multiplies it (used by learning-rate milestones).
+    ``lr`` may be a tensor (a learnable or scheduled learning rate; a 1-d tensor gives one
+    rate per population member of stacked parameters); ``state["lr_scale"]`` multiplies
+    it (used by learning-rate milestones, :func:`milestone_scale`). Differentiable: with
+    ``create_graph`` the update carries meta-gradients.
     """
     if momentum < 0 or weight_decay < 0:
         raise ConfigError("sgd: momentum and weight_decay must be >= 0")
@@ -78,12 +121,12 @@ def sgd(
                 new[k] = p
                 continue
             if weight_decay:
-                g = g + weight_decay * p
+                g = g.add(p, alpha=weight_decay)
             if momentum:
-                b = g if bufs[k] is None else momentum * bufs[k] + g
+                b = g if bufs[k] is None else bufs[k].mul(momentum).add(g)
                 bufs[k] = b
-                g = g + momentum * b if nesterov else b
-            new[k] = p - rate * g
+                g = g.add(b, alpha=momentum) if nesterov else b
+            new[k] = _descend(p, g, rate)
         out = dict(state, step=state["step"] + 1)
         if momentum:
             out["buf"] = bufs
@@ -101,18 +144,31 @@ def adam(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> Optimizer:
-    """Adam (Kingma & Ba) with L2 weight decay, matching ``torch.optim.Adam``."""
+    """Adam (Kingma & Ba) with L2 weight decay: ``torch.optim.Adam``'s single-tensor math,
+    operation for operation (bitwise equal for a number ``lr``).
+
+    ``lr`` and ``state["lr_scale"]`` as for :func:`sgd`. Differentiable; the square root
+    has a finite derivative at 0, so second derivatives stay finite.
+
+    >>> import torch
+    >>> opt = adam(0.1)
+    >>> p = {"w": torch.tensor([1.0])}
+    >>> new, _ = opt.update(p, {"w": torch.tensor([3.0])}, opt.init(p))
+    >>> round(float(new["w"]), 6)  # the first Adam step moves by lr
+    0.9
+    """
     b1, b2 = betas
     if not (0 <= b1 < 1 and 0 <= b2 < 1):
         raise ConfigError(f"adam: betas must be in [0, 1), got {betas}")
 
     def init(params: Params) -> State:
-        zeros = {k: torch.zeros_like(p) for k, p in params.items()}
+        zeros = {k: torch.zeros_like(p, requires_grad=False) for k, p in params.items()}
         return {"step": 0, "lr_scale": 1.0, "m": zeros, "v": dict(zeros)}
 
     def update(params: Params, grads: Params, state: State) -> tuple[Params, State]:
         step = state["step"] + 1
         rate = lr * state.get("lr_scale", 1.0)
+        bc1, bc2 = 1 - b1**step, 1 - b2**step
         m, v, new = {}, {}, {}
         for k, p in params.items():
             g = grads[k]
@@ -120,13 +176,14 @@ def adam(
                 new[k], m[k], v[k] = p, state["m"][k], state["v"][k]
                 continue
             if weight_decay:
-                g = g + weight_decay * p
-            m[k] = b1 * state["m"][k] + (1 - b1) * g
-            v[k] = b2 * state["v"][k] + (1 - b2) * g * g
-            m_hat = m[k] / (1 - b1**step)
-            v_hat = v[k] / (1 - b2**step)
-            # eps inside the sqrt's neighbourhood keeps second derivatives finite at v = 0.
-            new[k] = p - rate * m_hat / (torch.sqrt(v_hat + 1e-16) + eps)
+                g = g.add(p, alpha=weight_decay)
+            m[k] = state["m"][k].lerp(g, 1 - b1)
+            v[k] = state["v"][k].mul(b2).addcmul(g, g, value=1 - b2)
+            denom = (_sqrt(v[k]) / bc2**0.5).add(eps)
+            if isinstance(rate, Tensor):
+                new[k] = p - m[k] / denom * _rate(rate / bc1, p)
+            else:
+                new[k] = p.addcdiv(m[k], denom, value=-(rate / bc1))
         return new, dict(state, step=step, m=m, v=v)
 
     return Optimizer(init, update, "adam")
@@ -262,6 +319,7 @@ __all__ = [
     "grad",
     "inner_step",
     "make_optimizer",
+    "milestone_scale",
     "params_of",
     "sgd",
     "unroll",

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metaloss import functional as mf
 from metaloss.progress import progress_bar
 from metaloss.tasks.base import Split, Task, TrainConfig
 from metaloss.threads import accepts_threads
@@ -85,26 +86,22 @@ class TrainResult:
         }
 
 
-def make_torch_optimizer(
-    params: Any, config: TrainConfig
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """``torch.optim`` optimiser and milestone scheduler for a :class:`TrainConfig`."""
-    if config.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(
-            params, lr=config.lr, weight_decay=config.weight_decay
-        )
-    else:
-        opt = torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
-    sched = None
-    if config.milestones:
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
-    return opt, sched
+def make_functional_optimizer(config: TrainConfig) -> mf.Optimizer:
+    """The functional optimiser (:mod:`metaloss.functional`) of a :class:`TrainConfig`:
+    ``torch.optim.SGD`` / ``Adam`` math (milestones via ``state["lr_scale"]``, see
+    :func:`~metaloss.functional.milestone_scale`).
+
+    >>> from metaloss.tasks.base import TrainConfig
+    >>> make_functional_optimizer(TrainConfig(optimizer="adam")).name
+    'adam'
+    """
+    return mf.make_optimizer(
+        config.optimizer,
+        config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
 
 
 @torch.no_grad()
@@ -191,7 +188,9 @@ def train(
             p.requires_grad_(False)
     else:
         frozen = []
-    opt, sched = make_torch_optimizer(model.parameters(), config)
+    params = {k: p for k, p in model.named_parameters() if p.requires_grad}
+    opt = make_functional_optimizer(config)
+    opt_state = opt.init(params)
     batcher = Batcher(len(task.train), config.batch_size, seed, task.device)
     aug_gen = torch.Generator(device=task.device).manual_seed(seed + 1)
     augment = config.augment and task.augment is not None
@@ -208,11 +207,16 @@ def train(
                 if augment:
                     x = task.augment_batch(x, aug_gen)
                 value = loss(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                value.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
+                grads = torch.autograd.grad(value, list(params.values()), allow_unused=True)
+                if config.milestones:
+                    opt_state["lr_scale"] = mf.milestone_scale(
+                        step, config.milestones, config.gamma
+                    )
+                with torch.no_grad():
+                    new, opt_state = opt.update(params, dict(zip(params, grads)), opt_state)
+                    for k, p in params.items():
+                        if new[k] is not p:
+                            p.copy_(new[k])
                 running = running + value.detach()
                 since += 1
                 advance(1)

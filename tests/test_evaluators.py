@@ -12,12 +12,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers.crashing import CrashingFitness, crashing
 from torch import nn
 
 from metaloss.errors import ConfigError
 from metaloss.evaluators import Candidate, Fitness, SerialEvaluator, TrainFitness, make_evaluator
 from metaloss.evaluators.batched import BatchedEvaluator, auto_chunk_size, member_bytes
-from metaloss.evaluators.ray import (
+from metaloss.evaluators.spec import (
     FitnessSpec,
     candidate_from_json,
     candidate_to_json,
@@ -25,7 +26,9 @@ from metaloss.evaluators.ray import (
     fitness_to_json,
     task_fingerprint,
 )
+from metaloss.evaluators.stacked import structure_key
 from metaloss.losses import get_loss
+from metaloss.losses.base import Loss
 from metaloss.losses.neural import NeuralLoss
 from metaloss.losses.symbolic import SymbolicLoss
 from metaloss.losses.taylor import TaylorLoss
@@ -110,6 +113,85 @@ def test_batched_optimizers_match_torch_optim(iris, overrides):
     cands = [Candidate(0, {"kind": "cross_entropy"}), Candidate(1, {"kind": "mse"})]
     cands += [Candidate.from_loss(2 + i, taylor(i)) for i in range(3)]
     assert_same(SerialEvaluator(fit).evaluate(cands), BatchedEvaluator(fit).evaluate(cands), iris)
+
+
+def families() -> list[Candidate]:
+    """6 TaylorGLO losses, 4 neural losses of one architecture and spec (as an evolution
+    strategy proposes them: one template, other weights), 2 odd ones (another architecture,
+    another init seed: a spec of its own)."""
+    cands = [Candidate.from_loss(i, taylor(i, scale=0.3)) for i in range(6)]
+    template = NeuralLoss(hidden=(8,), seed=0)
+    g = torch.Generator().manual_seed(1)
+    for i in range(4):
+        tensors = {
+            k: v + 0.1 * torch.randn(v.shape, generator=g) for k, v in template.state_dict().items()
+        }
+        cands.append(Candidate(6 + i, template.spec(), tensors))
+    cands.append(Candidate.from_loss(10, NeuralLoss(hidden=(4, 4), seed=0)))
+    cands.append(Candidate.from_loss(11, NeuralLoss(hidden=(8,), seed=5)))
+    return cands
+
+
+def test_structure_keys_group_loss_families():
+    keys = [structure_key(c.build()) for c in families()]
+    assert len(set(keys[:6])) == 1 and len(set(keys[6:10])) == 1  # two stackable families
+    assert len(set(keys)) == 4  # + the two odd neural losses, each on its own
+
+
+@pytest.mark.parametrize("task_name", ["digits-mlp", "boston-mlp"])
+def test_stacked_loss_families_equal_the_serial_oracle(task_name, monkeypatch):
+    """TaylorGLO and neural-loss families are vmapped as stacks (no member falls back to
+    the one-by-one path) and give the serial evaluator's fitness within float rounding."""
+    from metaloss import tasks
+    from metaloss.evaluators import stacked
+
+    task = tasks.get(task_name)
+    fit = TrainFitness(task, steps=60)
+    cands = families()
+    serial = SerialEvaluator(fit).evaluate(cands)
+    calls: list[tuple[int, bool]] = []
+    values = stacked._LossStack.values
+
+    def spy(self, out, y, everyone):
+        calls.append((len(self.rows), self.vmapped))
+        return values(self, out, y, everyone)
+
+    monkeypatch.setattr(stacked._LossStack, "values", spy)
+    batched = BatchedEvaluator(fit).evaluate(cands)
+    assert sorted(set(calls)) == [(1, True), (4, True), (6, True)]  # one vmap per family
+    assert all(f.ok for f in serial) and [f.ok for f in batched] == [f.ok for f in serial]
+    for s, b in zip(serial, batched):
+        assert abs(s.value - b.value) <= 1e-5 * max(1.0, abs(s.value)), (s, b)
+
+
+class ItemLoss(Loss):
+    """Cross-entropy times ``float(scale)``: ``.item()`` cannot run under vmap."""
+
+    kind = "test_item_loss"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+        return float(self.scale) * nn.functional.cross_entropy(y_pred, y_true.long())
+
+    def config(self) -> dict:
+        return {}
+
+
+def test_a_family_that_cannot_be_vmapped_runs_one_by_one(iris):
+    from metaloss.evaluators.stacked import train_stack
+    from metaloss.training import train
+
+    config = iris.defaults.with_(steps=40)
+    losses = [ItemLoss(s) for s in (0.5, 1.0, 2.0)] + [TaylorLoss(CE_TAYLOR)]
+    for loss in losses:
+        loss.requires_grad_(False)
+    fits = train_stack(iris, config, 0, losses, check_every=10)
+    for loss, f in zip(losses, fits):
+        ref = train(iris, loss, config, seed=0, test=False)
+        assert f.ok and abs(f.value - ref.val_metric) <= 1e-9, (loss, f, ref.val_metric)
 
 
 def test_chunks_and_memory_estimate(iris):
@@ -206,7 +288,8 @@ def test_batched_runs_the_evomal_pipeline(iris):
 def test_fitness_spec_round_trip_and_checks(iris):
     fit = TrainFitness(iris, steps=20, seed=3, overrides={"milestones": (5,)})
     spec = FitnessSpec.from_fitness(fit)
-    assert spec.task == "iris-linear" and spec.steps == 20 and spec.seed == 3
+    assert spec.task == "iris-linear" and spec.kind == "train"
+    assert (spec.options["steps"], spec.options["seed"]) == (20, 3)
     again = FitnessSpec.from_json(spec.to_json())
     assert again == FitnessSpec.from_dict(spec.to_dict())
     rebuilt = again.build()
@@ -221,9 +304,11 @@ def test_fitness_spec_round_trip_and_checks(iris):
         replace(spec, task_seed=1).build_task()  # another validation split
     with pytest.raises(ConfigError):
         FitnessSpec.from_dict({"task": "iris-linear", "bogus": 1})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown fitness kind 'pickle'"):
         FitnessSpec(task="iris-linear", kind="pickle")
-    assert task_fingerprint(iris, seed=3) == spec.fingerprint
+    with pytest.raises(ConfigError, match="unknown options"):
+        replace(spec, options={"steps": 5, "bogus": 1}).build()
+    assert task_fingerprint(iris) == spec.fingerprint
 
 
 def test_wire_format_round_trip():
@@ -249,16 +334,14 @@ def ray_evaluator(tmp_path_factory):
     from metaloss.evaluators.ray import RayEvaluator
 
     task = tasks.get("digits-mlp")
-    spec = FitnessSpec.from_fitness(TrainFitness(task, steps=100))
-    spec = replace(
-        spec,
-        kind="crash_test",  # like "train", but ids 101 (once) and 102 (always) kill the worker
-        options={
-            "crash_ids": [101],
-            "always_ids": [102],
-            "marker_dir": str(tmp_path_factory.mktemp("crash")),
-        },
+    # like TrainFitness, but ids 101 (once) and 102 (always) kill the worker; the Ray
+    # workers import the test module that registers this fitness kind
+    marker = str(tmp_path_factory.mktemp("crash"))
+    fit = crashing(
+        TrainFitness(task, steps=100), crash_ids=[101], always_ids=[102], marker_dir=marker
     )
+    spec = FitnessSpec.from_fitness(fit)
+    assert spec.kind == "crash_test" and spec.module == CrashingFitness.__module__
     ev = RayEvaluator(spec, num_workers=2, max_retries=1, startup_timeout=600)
     try:
         ev.start()

@@ -35,7 +35,44 @@ def test_optimizers_match_torch(name, kw, make):
         topt.zero_grad()
         ((ref**2).sum() + ref.sin().sum()).backward()
         topt.step()
-    torch.testing.assert_close(params["w"], ref.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(params["w"].detach(), ref.detach())  # torch.optim's math, bit for bit
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "milestones": (0, 7, 7, 20)},
+        {"optimizer": "adam", "lr": 1e-2, "weight_decay": 1e-4, "milestones": (10,)},
+    ],
+)
+def test_trainer_equals_a_torch_optim_loop(iris, overrides):
+    """The trainer's functional optimiser is bitwise the torch.optim + MultiStepLR loop."""
+    from metaloss.losses import get_loss
+    from metaloss.training import Batcher, train
+
+    config = iris.defaults.with_(steps=30, eval_every=0, **overrides)
+    got = train(iris, get_loss("cross_entropy"), config, seed=2, test=False).model
+    model = iris.make_model(2)
+    if config.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
+    batcher = Batcher(len(iris.train), config.batch_size, 2, iris.device)
+    for _ in range(config.steps):
+        idx = batcher.next()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(iris.train.x[idx]), iris.train.y[idx]).backward()
+        opt.step()
+        sched.step()
+    for a, b in zip(got.parameters(), model.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_update_is_pure():

@@ -12,11 +12,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers.crashing import CrashingFitness, crashing
 
 from metaloss.errors import ConfigError
 from metaloss.evaluators import Candidate, Fitness, SerialEvaluator, TrainFitness, make_evaluator
 from metaloss.evaluators.pool import ProcessPoolEvaluator, available_cpus
-from metaloss.evaluators.ray import FitnessSpec
+from metaloss.evaluators.spec import FitnessSpec
 from metaloss.losses.neural import NeuralLoss
 from metaloss.losses.symbolic import SymbolicLoss
 from metaloss.losses.taylor import TaylorLoss
@@ -95,11 +96,11 @@ def test_make_evaluator_pool_options(iris):
 @pytest.mark.slow
 def test_pool_equals_serial_on_digits_and_survives_dead_workers(digits, tmp_path):
     fit = TrainFitness(digits, steps=100)
-    spec = replace(
-        FitnessSpec.from_fitness(fit),
-        kind="crash_test",  # like "train", but ids 101 (once) and 102 (always) kill the worker
-        options={"crash_ids": [101], "always_ids": [102], "marker_dir": str(tmp_path)},
-    )
+    # like TrainFitness, but ids 101 (once) and 102 (always) kill the worker; the spawned
+    # workers import the test module that registers this fitness kind
+    crash_fit = crashing(fit, crash_ids=[101], always_ids=[102], marker_dir=str(tmp_path))
+    spec = FitnessSpec.from_fitness(crash_fit)
+    assert spec.kind == "crash_test" and spec.module == CrashingFitness.__module__
     cands = population()
     serial = SerialEvaluator(fit).evaluate(cands)
     with ProcessPoolEvaluator(spec, workers=2, max_retries=1) as ev:

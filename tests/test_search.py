@@ -43,6 +43,27 @@ def test_es_ask_tell_round_trip_minimises(make):
     assert isinstance(es.best_loss(), TaylorLoss)
 
 
+def test_openai_es_mean_follows_adam_by_hand():
+    """The mean moves by Adam (Kingma & Ba, written out in numpy here) on the centred-rank
+    gradient estimate, with L2 weight decay."""
+    es = OpenAIES(VectorFamily(TaylorLoss([2.0] * 8)), sigma=0.1, popsize=6, lr=0.05, seed=1,
+                  weight_decay=0.01)  # fmt: skip
+    mean, m, v = es.mean.copy(), np.zeros(8), np.zeros(8)
+    for t in range(1, 4):
+        cands = es.ask()
+        fits = [quadratic(c) for c in cands]
+        values = np.array([f.value for f in fits])
+        ranks = np.empty(6)
+        ranks[np.argsort(values, kind="stable")] = np.arange(6)
+        eps = (np.stack([c.tensors["theta"].double().numpy() for c in cands]) - mean) / 0.1
+        grad = ((ranks / 5 - 0.5)[:, None] * eps).sum(0) / (6 * 0.1) + 0.01 * mean
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad * grad
+        mean = mean - 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        es.tell(cands, fits)
+        np.testing.assert_allclose(es.mean, mean, rtol=1e-5, atol=1e-6)
+
+
 def test_es_is_deterministic_for_a_seed():
     a = CMAES(VectorFamily(TaylorLoss()), popsize=6, seed=3).ask()
     b = CMAES(VectorFamily(TaylorLoss()), popsize=6, seed=3).ask()

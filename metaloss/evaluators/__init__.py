@@ -1,4 +1,15 @@
-"""Population evaluators: serial (reference), batched (vmap), process pool, Ray."""
+"""Population evaluators: serial (reference), batched (vmap), process pool, Ray.
+
+Modules: :mod:`~metaloss.evaluators.base` (candidates, fitness records),
+:mod:`~metaloss.evaluators.fitness` (the fitness protocol and the registry of fitness
+kinds), :mod:`~metaloss.evaluators.serial` (the reference evaluator, ``TrainFitness``),
+:mod:`~metaloss.evaluators.batched` (population evaluation) on
+:mod:`~metaloss.evaluators.stacked` (vmapped training of stacked models and losses) and
+:mod:`~metaloss.evaluators.memory` (chunk sizes), :mod:`~metaloss.evaluators.spec`
+(fitness specs and the JSON wire format), :mod:`~metaloss.evaluators.pool` and
+:mod:`~metaloss.evaluators.ray`. No evaluator imports a method: methods register their
+fitness kinds.
+"""
 
 from __future__ import annotations
 

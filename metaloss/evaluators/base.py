@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import torch
 from torch import Tensor
 
 from metaloss.losses.base import Loss, build_loss
@@ -40,9 +39,10 @@ class Candidate:
         return loss
 
     @staticmethod
-    def from_loss(id: int, loss: Loss, with_tensors: bool = True) -> Candidate:
+    def from_loss(id: int, loss: Loss) -> Candidate:
+        """The candidate of a loss module: its spec and a copy of its tensors."""
         tensors = {k: v.detach().cpu().clone() for k, v in loss.state_dict().items()}
-        return Candidate(id, loss.spec(), tensors if with_tensors else {})
+        return Candidate(id, loss.spec(), tensors)
 
 
 @dataclass
@@ -88,14 +88,19 @@ def guarded(fn: FitnessFunction, candidate: Candidate) -> Fitness:
     try:
         fit = fn(candidate)
     except Exception as exc:  # noqa: BLE001 - invalid candidates are data, not crashes
-        last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-        where = f" at {last[0].name}" if last else ""
-        return Fitness.failure(f"{type(exc).__name__}: {exc}{where}", time.perf_counter() - start)
+        return Fitness.failure(failure_reason(exc), time.perf_counter() - start)
     fit.seconds = fit.seconds or time.perf_counter() - start
     if fit.ok and not math.isfinite(fit.value):
         return Fitness.failure("non-finite fitness", fit.seconds)
     return fit
 
 
-def tensors_finite(tensors: dict[str, Tensor]) -> bool:
-    return all(torch.isfinite(t).all() for t in tensors.values())
+def failure_reason(exc: BaseException) -> str:
+    """One line for a failure record: the exception and the function that raised it.
+
+    >>> failure_reason(ValueError("bad"))
+    'ValueError: bad'
+    """
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {last[0].name}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"

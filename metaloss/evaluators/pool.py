@@ -3,16 +3,18 @@
 Uses every core without Ray: a :class:`concurrent.futures.ProcessPoolExecutor` with the
 ``spawn`` start method and one torch thread per worker. Nothing executable travels, as
 with the Ray evaluator (whose wire format this module reuses): each worker rebuilds the
-fitness function once from the JSON :class:`~metaloss.evaluators.ray.FitnessSpec`
-(registered task name, seeds, budget) and receives candidates as JSON text
-(:func:`~metaloss.evaluators.ray.candidate_to_json`); results come back as JSON.
+fitness function once from the JSON :class:`~metaloss.evaluators.spec.FitnessSpec`
+(registered task name, fitness kind and options) and receives candidates as JSON text
+(:func:`~metaloss.evaluators.spec.candidate_to_json`); results come back as JSON. The
+``spawn`` workers start with this process's ``sys.path``, so they can import the module
+that registers the fitness kind (:mod:`metaloss.evaluators.fitness`).
 
 Results equal :class:`~metaloss.evaluators.serial.SerialEvaluator`'s for the same seed:
 every evaluation is an independent, seeded training run, bitwise equal when the serial
 run also uses one torch thread on the same device.
 
-A fitness function that cannot be described as a spec (one that is not a
-:class:`~metaloss.evaluators.serial.TrainFitness` / ``EvoMALFitness`` on a registered task),
+A fitness function that cannot be described as a spec (one without a registered fitness
+kind, or not on a registered task),
 or whose task the workers rebuild differently (another ``data_dir`` / ``task_seed`` /
 ``val_fraction``; a task read from a ``--data-dir`` that the workers do not find through
 ``$METALOSS_DATA_DIR``), is evaluated serially in this process, with a warning; the reason is
@@ -48,14 +50,14 @@ from typing import Any
 
 from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness, FitnessFunction, guarded
-from metaloss.evaluators.ray import (
+from metaloss.evaluators.serial import SerialEvaluator
+from metaloss.evaluators.spec import (
     FitnessSpec,
     candidate_from_json,
     candidate_to_json,
     fitness_from_json,
     fitness_to_json,
 )
-from metaloss.evaluators.serial import SerialEvaluator
 
 __all__ = ["ProcessPoolEvaluator", "available_cpus"]
 
@@ -107,8 +109,8 @@ class ProcessPoolEvaluator:
     """Evaluate candidates in ``workers`` spawned processes, one torch thread each.
 
     Args:
-        fitness: a :class:`~metaloss.evaluators.serial.TrainFitness` / ``EvoMALFitness`` on
-            a registered task, or a :class:`~metaloss.evaluators.ray.FitnessSpec`. Any other
+        fitness: a fitness of a registered kind (:mod:`metaloss.evaluators.fitness`) on a
+            registered task, or a :class:`~metaloss.evaluators.spec.FitnessSpec`. Any other
             fitness function is evaluated serially (with a warning).
         workers: worker processes; default: the CPUs available to this process (one per
             GPU for a CUDA fitness).
@@ -143,7 +145,7 @@ class ProcessPoolEvaluator:
             try:
                 self.spec = FitnessSpec.from_fitness(fitness)
             except ConfigError as exc:
-                self._fall_back(str(exc).removeprefix("ray evaluator: "))
+                self._fall_back(str(exc))
         self._spec_json = self.spec.to_json() if self.spec is not None else ""
         self.workers = workers or self._default_workers()
 

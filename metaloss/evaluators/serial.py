@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness, FitnessFunction, guarded
 from metaloss.tasks.base import Task, TrainConfig
 from metaloss.training import train
@@ -31,6 +32,8 @@ class TrainFitness:
     stream (:func:`metaloss.seeds.search_seed`), never a meta-test seed.
     """
 
+    kind: ClassVar[str] = "train"  # its registered fitness kind (metaloss.evaluators.fitness)
+
     task: Task
     steps: int = 500
     seed: int = 0
@@ -39,6 +42,42 @@ class TrainFitness:
 
     def train_config(self) -> TrainConfig:
         return (self.config or self.task.defaults).with_(steps=self.steps, **self.overrides)
+
+    def train_fitness(self) -> TrainFitness:
+        """The training stage: this fitness itself (it has no prepare stage)."""
+        return self
+
+    def to_options(self) -> dict[str, Any]:
+        """Everything but the task, as JSON-able data (see :func:`from_options`)."""
+        config = self.config.to_dict() if self.config is not None else None
+        return {
+            "steps": self.steps,
+            "seed": self.seed,
+            "config": config,
+            "overrides": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_options(cls, task: Task, options: dict[str, Any]) -> TrainFitness:
+        """The fitness of :meth:`to_options`'s data on ``task``.
+
+        >>> from metaloss import tasks
+        >>> fit = TrainFitness(tasks.get("iris-linear"), steps=20, seed=3)
+        >>> TrainFitness.from_options(fit.task, fit.to_options()) == fit
+        True
+        """
+        opts = dict(options)
+        config = opts.pop("config", None)
+        unknown = set(opts) - {"steps", "seed", "overrides"}
+        if unknown:
+            raise ConfigError(f"train fitness: unknown options {sorted(unknown)}")
+        return cls(
+            task,
+            int(opts.get("steps", 500)),
+            int(opts.get("seed", 0)),
+            TrainConfig(**config) if config is not None else None,
+            dict(opts.get("overrides", {})),
+        )
 
     def __call__(self, candidate: Candidate) -> Fitness:
         loss = candidate.build()

@@ -65,7 +65,7 @@ class TaylorLoss(OutputWiseLoss):
 
 def taylor_polynomial(theta: Tensor, p: Tensor, t: Tensor) -> Tensor:
     """Evaluate the TaylorGLO polynomial element-wise (``theta`` may be batched: ``(..., 8)``)."""
-    th = [theta[..., i] for i in range(N_PARAMS)]
+    th = list(theta.unbind(-1))  # one op (cheaper under vmap than 8 index ops)
     if theta.dim() > 1:  # population batch: broadcast over the data dims
         th = [v.reshape(v.shape + (1,) * p.dim()) for v in th]
     d = p - th[1]

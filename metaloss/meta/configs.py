@@ -239,13 +239,15 @@ class MLNConfig(MethodConfig):
 #: EvoMAL's reference search (Decadz/Evolved-Model-Agnostic-Loss, ``ea.py`` and the MNIST
 #: config): varOr, double tournament with parsimony 1 and fitness_first False, half-and-half
 #: mutation, whole-population replacement (no elitism), random trees only, weights on
-#: child -> parent edges only, the protected log as it is.
+#: child -> parent edges only, the protected log as it is; the rejection filter from an
+#: untrained model's predictions (100 of them, 100 SGD steps) after the local search.
 GP_PAPER: dict[str, Any] = {
     "population": 25, "generations": 50, "fitness_steps": 500, "crossover": 0.7,
     "mutation": 0.25, "tournament": 4, "parsimony": 1.0, "fitness_first": False,
     "max_height": 10, "init_depth": (2, 4), "elitism": 0, "seed_trees": None,
     "variation": "or", "mutation_method": "half", "root_weight": False,
-    "reject_target_log": False,
+    "reject_target_log": False, "filter_steps": 100, "filter_start": "model",
+    "filter_size": 100, "filter_after_local": True,
 }  # fmt: skip
 
 
@@ -276,6 +278,13 @@ class GPLFLConfig(MethodConfig):
     generations: int = opt(50, "GP generations", ge=1)
     fitness_steps: int = opt(500, "training steps of each candidate's fitness run", ge=1)
     filter_steps: int = opt(50, "steps of the rejection filter (0: off)", ge=0)
+    filter_start: str = opt("random", "filter's starting predictions: random logits or an "
+                            "untrained model's outputs", choices=("random", "model"))  # fmt: skip
+    filter_size: int = opt(256, "predictions the filter optimises", ge=1)
+    filter_lr: float | None = opt(None, "filter SGD learning rate (None: 0.5 for random, the "
+                                  "task's for model)", gt=0)  # fmt: skip
+    filter_after_local: bool = opt(False, "filter after the local search (the reference's "
+                                   "order) instead of before it")  # fmt: skip
     crossover: float = opt(0.7, "crossover probability", ge=0)
     mutation: float = opt(0.25, "mutation probability", ge=0)
     tournament: int = opt(4, "tournament size", ge=1)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.losses.base import Loss
@@ -120,9 +121,8 @@ class OpenAIES:
         self.weight_decay = weight_decay
         self.rng = np.random.default_rng(seed)
         self.mean = family.x0().astype(np.float64)
-        self.m = np.zeros_like(self.mean)
-        self.v = np.zeros_like(self.mean)
-        self.t = 0
+        self._opt = mf.adam(lr, weight_decay=weight_decay)  # on the mean, in float64
+        self._opt_state = self._opt.init({"mean": torch.from_numpy(self.mean)})
         self._eps = np.zeros((0, family.dim))
         self._next_id = 0
         self.best_x, self.best_fitness = self.mean.copy(), math.inf
@@ -146,12 +146,12 @@ class OpenAIES:
         ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
         shaped = ranks / (len(values) - 1) - 0.5  # best (lowest) -> -0.5
         grad = (shaped[:, None] * self._eps).sum(0) / (len(values) * self.sigma)
-        grad = grad + self.weight_decay * self.mean
-        self.t += 1
-        self.m = 0.9 * self.m + 0.1 * grad
-        self.v = 0.999 * self.v + 0.001 * grad * grad
-        m_hat, v_hat = self.m / (1 - 0.9**self.t), self.v / (1 - 0.999**self.t)
-        self.mean = self.mean - self.lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        new, self._opt_state = self._opt.update(
+            {"mean": torch.from_numpy(self.mean)},
+            {"mean": torch.from_numpy(grad)},
+            self._opt_state,
+        )
+        self.mean = new["mean"].numpy()
 
     def mean_loss(self) -> Loss:
         return self.family.loss(self.mean)

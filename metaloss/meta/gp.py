@@ -27,11 +27,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from metaloss.errors import ConfigError
+from metaloss.evaluators import fitness as fitness_kinds
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.evaluators.serial import TrainFitness
 from metaloss.losses.symbolic import (
@@ -294,7 +295,13 @@ def rejection_filter(
 
 @dataclass
 class EvoMALFitness:
-    """The per-candidate pipeline: filter -> local search (EvoMAL) -> training fitness."""
+    """The per-candidate pipeline: filter -> local search (EvoMAL) -> training fitness.
+
+    A staged fitness (:mod:`metaloss.evaluators.fitness`): ``prepare`` (filter, local
+    search) then ``train_fitness()``; registered as the fitness kind ``"evomal"``.
+    """
+
+    kind: ClassVar[str] = "evomal"
 
     task: Task
     fitness_steps: int = 500
@@ -303,17 +310,35 @@ class EvoMALFitness:
     filter_steps: int = 50
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    filter_start: str = "random"
+    filter_size: int = 256
+    filter_lr: float | None = None
+    filter_after_local: bool = False
+
+    def _filter(self, loss: torch.nn.Module) -> Fitness | None:
+        """The rejection filter (:func:`rejection_filter`); a failure record or None."""
+        if not self.filter_steps:
+            return None
+        model_start = self.filter_start == "model"
+        d = self.task.defaults
+        lr = self.filter_lr if self.filter_lr is not None else (d.lr if model_start else 0.5)
+        ok, reason = rejection_filter(
+            loss, self.task, self.seed, n=self.filter_size, steps=self.filter_steps, lr=lr,
+            start_from=self.filter_start, momentum=d.momentum if model_start else 0.0,
+            nesterov=d.nesterov if model_start else False,
+        )  # fmt: skip
+        return None if ok else Fitness.failure(reason)
 
     def prepare(self, candidate: Candidate) -> tuple[Candidate, dict[str, torch.Tensor]] | Fitness:
-        """The cheap-first steps before training: the filter, then the local search.
+        """The steps before training: the filter, then the local search (cheap first), or
+        with ``filter_after_local`` the local search, then the filter on the tuned loss (the
+        reference's order).
 
         Returns the tuned candidate and its tuned tensors, or a failure record.
         """
         loss = candidate.build().to(self.task.device)
-        if self.filter_steps:
-            ok, reason = rejection_filter(loss, self.task, self.seed, steps=self.filter_steps)
-            if not ok:
-                return Fitness.failure(reason)
+        if not self.filter_after_local and (failed := self._filter(loss)) is not None:
+            return failed
         tensors: dict[str, torch.Tensor] = {}
         if self.local_steps and any(p.requires_grad for p in loss.parameters()):
             cfg = ML3Config(meta_steps=self.local_steps, meta_lr=self.local_lr)
@@ -323,6 +348,8 @@ class EvoMALFitness:
             if not all(torch.isfinite(p).all() for p in loss.parameters()):
                 return Fitness.failure("local search: non-finite weights")
             tensors = {"weights": loss.weights.detach().cpu().clone()}
+        if self.filter_after_local and (failed := self._filter(loss)) is not None:
+            return failed
         return Candidate(candidate.id, candidate.spec, tensors or candidate.tensors), tensors
 
     def train_fitness(self) -> TrainFitness:
@@ -333,14 +360,24 @@ class EvoMALFitness:
         seed = search_seed(self.seed, "fitness")
         return TrainFitness(self.task, self.fitness_steps, seed, overrides=self.overrides)
 
+    def to_options(self) -> dict[str, Any]:
+        """Everything but the task, as JSON-able data (the fitness kind's options)."""
+        return {k: getattr(self, k) for k in _EVOMAL_OPTIONS} | {"overrides": dict(self.overrides)}
+
+    @classmethod
+    def from_options(cls, task: Task, options: dict[str, Any]) -> EvoMALFitness:
+        unknown = set(options) - set(_EVOMAL_OPTIONS) - {"overrides"}
+        if unknown:
+            raise ConfigError(f"evomal fitness: unknown options {sorted(unknown)}")
+        return cls(task, **options)
+
     def __call__(self, candidate: Candidate) -> Fitness:
-        prepared = self.prepare(candidate)
-        if isinstance(prepared, Fitness):
-            return prepared
-        tuned, tensors = prepared
-        fit = self.train_fitness()(tuned)
-        fit.tensors = tensors
-        return fit
+        return fitness_kinds.staged_call(self, candidate)
+
+
+_EVOMAL_OPTIONS = ("fitness_steps", "local_steps", "local_lr", "filter_steps", "seed",
+                   "filter_start", "filter_size", "filter_lr", "filter_after_local")  # fmt: skip
+fitness_kinds.register(EvoMALFitness.kind, EvoMALFitness)
 
 
 def _learn_gp(
@@ -364,6 +401,10 @@ def _learn_gp(
         local_lr=cfg.local_lr if isinstance(cfg, EvoMALConfig) else 1e-3,
         filter_steps=cfg.filter_steps,
         seed=seed,
+        filter_start=cfg.filter_start,
+        filter_size=cfg.filter_size,
+        filter_lr=cfg.filter_lr,
+        filter_after_local=cfg.filter_after_local,
     )
     ev = build_evaluator(evaluator, fitness, evaluator_options, method)
     generations = cfg.generations

@@ -1,0 +1,1 @@
+"""Importable test helpers (worker processes import them by module path)."""
