@@ -107,3 +107,34 @@ def test_model_started_filter_begins_at_the_untrained_models_outputs() -> None:
     assert f"({start:.3f} ->" in reason
     with pytest.raises(ConfigError, match="start_from"):
         rejection_filter(ce, task, start_from="zeros")
+
+
+def test_the_reference_order_filters_after_the_local_search(monkeypatch):
+    from metaloss.evaluators.base import Candidate
+    from metaloss.meta import gp
+
+    calls: list[str] = []
+    real_filter, real_step = gp.rejection_filter, gp.MetaStepper.step
+
+    def spy_filter(loss, *args, **kwargs):
+        calls.append("filter")
+        return real_filter(loss, *args, **kwargs)
+
+    def spy_step(self):
+        calls.append("local")
+        return real_step(self)
+
+    monkeypatch.setattr(gp, "rejection_filter", spy_filter)
+    monkeypatch.setattr(gp.MetaStepper, "step", spy_step)
+    task = ml.tasks.get("iris-linear")
+    loss = SymbolicLoss.from_string("mul(-1, mul(y, plog(y_hat)))", seed=1)
+    cand = Candidate(0, loss.spec(), {})
+    orders = {False: ["filter", "local", "local"], True: ["local", "local", "filter"]}
+    for after, expected in orders.items():
+        calls.clear()
+        fit = gp.EvoMALFitness(
+            task, fitness_steps=5, local_steps=2, filter_steps=30, filter_start="model",
+            filter_size=50, filter_lr=0.5, filter_after_local=after,
+        )  # fmt: skip
+        fit.prepare(cand)
+        assert calls == expected
