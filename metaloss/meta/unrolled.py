@@ -138,7 +138,7 @@ def unrolled_meta_step(
         >>> value, new, _ = unrolled_meta_step(
         ...     w, opt.init(w), opt, lambda p, k: -(phi * p["w"]).sum(),
         ...     lambda p: (p["w"] - 1).pow(2).sum(), 1, meta_opt, [phi])
-        >>> float(value), round(float(new["w"]), 3), round(float(phi), 3)  # w = 0.5 phi
+        >>> float(value.detach()), round(float(new["w"].detach()), 3), round(float(phi.detach()), 3)
         (0.25, 0.5, 1.05)
     """
     for k in range(inner_steps):

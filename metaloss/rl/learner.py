@@ -68,7 +68,7 @@ def train_policy(
     Example:
         >>> w = {"w": torch.tensor([3.0], requires_grad=True)}
         >>> p, values = train_policy(w, lambda p, i: (p["w"] ** 2).sum(), 2, 0.25, 0.0)
-        >>> float(p["w"]), values  # w <- w - 0.25 * 2 w
+        >>> float(p["w"].detach()), values  # w <- w - 0.25 * 2 w
         (0.75, [9.0, 2.25])
     """
     opt = policy_optimizer(optimizer, lr, max_norm)
