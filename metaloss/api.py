@@ -59,6 +59,8 @@ def learn(method: str, task: Task | str, **options: Any) -> LearnResult:
         task = tasks.get(task, device=options.pop("device", "cpu"))
     else:
         options.pop("device", None)
+    if getattr(task, "kind", None) == "rl" and method_fn(method) is not method_fn("ml3"):
+        raise ConfigError(f"RL tasks ({task.name}) are meta-learned with ml3, not {method}")
     if options.get("progress") is None:
         options["progress"] = _progress_default()
     result = method_fn(method)(task, **options)

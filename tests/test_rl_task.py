@@ -43,7 +43,7 @@ def test_every_rl_name_is_a_registered_rl_task(name):
     task = ml.tasks.get(name)
     assert isinstance(task, rl.RLTask) and task.kind == "rl" and task.name == name
     assert isinstance(task.make_env(), ENVS[name])
-    assert task.horizon == task.defaults.horizon > 0
+    assert task.horizon == task.settings.horizon > 0
     policy = task.make_policy(seed=3)
     again, other = task.make_policy(seed=3), task.make_policy(seed=4)
     state = dict(policy.state_dict())
@@ -79,6 +79,31 @@ def test_cli_task_listing_agrees_with_the_registry():
     assert {r["name"] for r in json.loads(out.stdout)} == set(ml.tasks.names())
 
 
+def test_an_rl_task_where_a_data_task_is_expected_is_a_config_error():
+    task = ml.tasks.get("rl-cartpole")
+    assert not hasattr(task, "train") and getattr(task, "classification", None) is None
+    with pytest.raises(ConfigError, match="'rl-cartpole' is an RL task"):
+        ml.train(task, "ce", steps=1)
+    with pytest.raises(ConfigError, match="'rl-cartpole' is an RL task"):
+        ml.evaluate(["ce"], task, seeds=1)
+    for method in ("adalfl", "evomal", "mln"):
+        with pytest.raises(ConfigError, match=f"meta-learned with ml3, not {method}"):
+            ml.learn(method, "rl-cartpole", progress=False)
+
+
+def test_cli_train_on_an_rl_task_is_a_one_line_error():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-m", "metaloss.cli", "train", "--task", "rl-cartpole"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 2 and "is an RL task" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -106,7 +131,7 @@ def test_rl_task_config_options():
     task = ml.tasks.get("rl-pendulum")
     cfg = task.config(hidden=[8, 8], meta_steps=3)
     assert cfg.env == "pendulum" and cfg.hidden == (8, 8) and cfg.meta_steps == 3
-    assert task.defaults.meta_steps == 300  # the defaults are not changed
+    assert task.settings.meta_steps == 300  # the default settings are not changed
     with pytest.raises(ConfigError, match="not_an_option"):
         task.config(not_an_option=1)
 
@@ -237,6 +262,6 @@ def test_meta_train_rl_keep_best_restores_the_best_loss():
     assert values == values_last and values.index(min(values)) < 5
     w0 = {"w": torch.zeros(1, requires_grad=True)}
     p1, _ = train_policy(w0, lambda p, i: best(p["w"].reshape(1, 1, 1)), 1, 0.1, 1.0)
-    assert float(((p1["w"] - 1) ** 2).sum()) == pytest.approx(min(values), rel=1e-6)
+    assert float(((p1["w"].detach() - 1) ** 2).sum()) == pytest.approx(min(values), rel=1e-6)
     flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
     assert not torch.equal(flat(best), flat(last))

@@ -54,7 +54,7 @@ def learn_rl(
     ``rl-mountaincar-paper`` (option ``variant="shaped"`` or ``"plain"``; the seed also
     fixes the paper protocol's policy initialisation), ``rl-reacher`` (fits the dynamics
     ensemble first), ``rl-cartpole`` and ``rl-pendulum``. Other ``options`` are fields of
-    the task's settings (``task.defaults``: ``meta_steps``, ``inner_lr``, ...); ``loss``
+    the task's settings (``task.settings``: ``meta_steps``, ``inner_lr``, ...); ``loss``
     is a :class:`~metaloss.rl.losses.StepLoss` to start from (default: a fresh one). With
     ``run_dir`` the result is also saved there.
 

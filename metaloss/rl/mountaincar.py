@@ -291,7 +291,7 @@ TASK = RLTask(
     description="differentiable Mountain Car, shaped (intermediate goal) or plain ML3 loss",
     env_factory=MountainCar,
     policy_factory=policy_model,
-    defaults=MCConfig(),
+    settings=MCConfig(),
     meta_learner=_learn,
     extra_options={"variant": "shaped"},
 )

@@ -316,7 +316,7 @@ TASK = RLTask(
     description="Mountain Car under the ML3 paper's protocol (fixed start and policy)",
     env_factory=FrictionMountainCar,
     policy_factory=policy_model,
-    defaults=PaperMCConfig(),
+    settings=PaperMCConfig(),
     meta_learner=_learn,
     extra_options={"variant": "shaped"},
 )

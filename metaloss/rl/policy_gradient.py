@@ -297,7 +297,7 @@ CARTPOLE_TASK = RLTask(
     description="CartPole, learned loss replacing the REINFORCE objective",
     env_factory=CartPole,
     policy_factory=policy_model,
-    defaults=PGConfig(env="cartpole"),
+    settings=PGConfig(env="cartpole"),
     meta_learner=_learn,
 )
 PENDULUM_TASK = RLTask(
@@ -305,7 +305,7 @@ PENDULUM_TASK = RLTask(
     description="Pendulum, learned loss replacing the REINFORCE objective",
     env_factory=Pendulum,
     policy_factory=policy_model,
-    defaults=PGConfig(env="pendulum"),
+    settings=PGConfig(env="pendulum"),
     meta_learner=_learn,
 )
 

@@ -357,7 +357,7 @@ TASK = RLTask(
     description="2-link reacher, loss trains a policy through a learned dynamics ensemble",
     env_factory=Reacher,
     policy_factory=policy_model,
-    defaults=ReacherConfig(),
+    settings=ReacherConfig(),
     meta_learner=_learn,
 )
 

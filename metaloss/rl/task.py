@@ -4,10 +4,12 @@ An :class:`RLTask` is to ML³'s RL experiments what :class:`~metaloss.tasks.base
 to supervised learning: a named, registered bundle of what the meta-learner needs. There is
 no data: a differentiable simulator (``env_factory``), a policy model (``policy_factory``,
 the model zoo's MLP), an episode ``horizon`` and the experiment's default settings
-(``defaults``, a config dataclass whose fields are the options of
+(``settings``, a config dataclass whose fields are the options of
 ``metaloss.learn("ml3", name, ...)``). Its ``kind`` is ``"rl"``; ``metaloss.tasks.get``
 returns one for every ``rl-*`` name, and the ML³ learner hands it to
-:func:`metaloss.rl.learn_rl`.
+:func:`metaloss.rl.learn_rl`. Used where a data task is expected (``metaloss train``,
+``metaloss.evaluate``, another method), it raises :class:`NotADataTask`, a
+:class:`~metaloss.errors.ConfigError` naming the task.
 
 Policies are trained functionally (parameter dicts, :mod:`metaloss.functional`):
 :meth:`RLTask.make_policy` builds the module, :func:`metaloss.functional.params_of` takes
@@ -51,6 +53,12 @@ SOURCES: dict[str, str] = {
     "rl-pendulum": "metaloss.rl.policy_gradient:PENDULUM_TASK",
 }
 
+
+class NotADataTask(ConfigError, AttributeError):
+    """An :class:`RLTask` used where a data task is expected (a one-line ConfigError; an
+    AttributeError too, so ``hasattr`` / ``getattr(task, name, default)`` keep working)."""
+
+
 # (config, seed, progress, loss or None, **extra) -> (learned loss, history, info)
 MetaLearner = Callable[..., tuple[nn.Module, list[dict[str, float]], dict[str, Any]]]
 
@@ -66,8 +74,9 @@ class RLTask:
             (:mod:`metaloss.rl.envs`).
         policy_factory: ``(config, seed) -> nn.Module``, a freshly initialised policy
             (deterministic for ``seed``).
-        defaults: the experiment's default settings (a dataclass instance with a
+        settings: the experiment's default settings (a dataclass instance with a
             ``horizon`` field and ``to_dict()``); its fields are the task's options.
+            (Not ``defaults``: that is a data task's :class:`~metaloss.tasks.base.TrainConfig`.)
         meta_learner: ``(config, seed, progress, loss, **extra) -> (loss, history, info)``:
             ML³ for this task (:func:`metaloss.rl.learner.meta_train_rl` with the task's
             inner loss and meta-objective); ``loss`` is a starting loss or ``None``.
@@ -81,22 +90,22 @@ class RLTask:
     description: str
     env_factory: Callable[[], Any]
     policy_factory: Callable[[Any, int], nn.Module]
-    defaults: Any
+    settings: Any
     meta_learner: MetaLearner
     extra_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def horizon(self) -> int:
         """Episode length of the default settings."""
-        return int(self.defaults.horizon)
+        return int(self.settings.horizon)
 
     def make_env(self) -> Any:
         """A fresh simulator."""
         return self.env_factory()
 
     def make_policy(self, seed: int = 0, config: Any = None) -> nn.Module:
-        """A freshly initialised policy for ``config`` (default: :attr:`defaults`)."""
-        return self.policy_factory(self.defaults if config is None else config, seed)
+        """A freshly initialised policy for ``config`` (default: :attr:`settings`)."""
+        return self.policy_factory(self.settings if config is None else config, seed)
 
     def config(self, **options: Any) -> Any:
         """The default settings with ``options`` changed (lists become tuples).
@@ -104,12 +113,22 @@ class RLTask:
         Raises:
             ConfigError: an option that is not a settings field.
         """
-        known = {f.name for f in dataclasses.fields(self.defaults)}
+        known = {f.name for f in dataclasses.fields(self.settings)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"{self.name}: unknown options {unknown}; known: {sorted(known)}")
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-        return dataclasses.replace(self.defaults, **kw)
+        return dataclasses.replace(self.settings, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what an RLTask lacks: a data task's splits, metric, defaults, ...
+        if name.startswith("__"):
+            raise AttributeError(name)
+        task = self.__dict__.get("name", "?")
+        raise NotADataTask(
+            f"task {task!r} is an RL task (no data: no {name!r}); it is meta-learned with "
+            f"ml3 only: metaloss learn ml3 --task {task}"
+        )
 
 
 def names() -> list[str]:
@@ -221,4 +240,13 @@ def apply_policy(params: mf.Params, x: Tensor) -> Tensor:
     return x
 
 
-__all__ = ["RLTask", "SOURCES", "apply_policy", "describe", "get", "names", "policy_mlp"]
+__all__ = [
+    "NotADataTask",
+    "RLTask",
+    "SOURCES",
+    "apply_policy",
+    "describe",
+    "get",
+    "names",
+    "policy_mlp",
+]
