@@ -13,8 +13,8 @@ are saved and loaded like any loss (:func:`metaloss.io.save_loss` / :func:`metal
 ``LearnResult.save`` / ``load``), and ``describe()`` names it. It is meant for the RL
 task it was learned on (the features are that task's); passing it targets
 (``loss(y_pred, y_true)``, e.g. in ``metaloss.evaluate`` on a supervised task) is refused
-with a :class:`~metaloss.errors.ConfigError`. ``docs/fidelity.md`` ("RL: the per-step
-loss") describes the kind.
+with a :class:`~metaloss.errors.ConfigError`. ``docs/rl.md`` ("The per-step loss")
+describes the kind.
 
 Example:
     >>> import torch
