@@ -121,8 +121,8 @@ def test_rl_task_refuses_data_options(kwargs, match):
 def test_rl_task_refuses_a_variant_name_and_unknown_rl_names():
     with pytest.raises(ConfigError, match="variant"):
         ml.tasks.get("rl-cartpole+noise0.2")
-    with pytest.raises(ConfigError, match="unknown task"):
-        ml.tasks.get("rl-nope")
+    with pytest.raises(ConfigError, match="unknown task 'rl-cartpol' .did you mean rl-cartpole"):
+        ml.tasks.get("rl-cartpol")
     with pytest.raises(ConfigError, match="unknown RL task"):
         rl.get("rl-nope")
 

@@ -433,7 +433,7 @@ def get(
         seed=variant_seed,
     )
     if name not in TASKS:
-        close = [n for n in TASKS if name.split("-")[0] in n]
+        close = [n for n in names() if name.split("-")[0] in n]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown task {name!r}{hint}; `metaloss tasks` lists them")
     check_device(device)
