@@ -93,12 +93,24 @@ def learn(
     cls = config_class(method)
     if preset is not None and config is not None:
         raise ConfigError(f"{method}: pass a config or a preset, not both")
-    cfg = cls.resolve(cls.preset(preset) if preset else config, overrides)  # validated once
     if isinstance(task, str):
         task = tasks.get(task, device=device)
     run: dict[str, Any] = {"seed": seed, "progress": progress, "run_dir": run_dir}
     if progress is None:
         run["progress"] = _progress_default()
+    if run_dir is None:
+        del run["run_dir"]
+    if getattr(task, "kind", None) == "rl":  # an RLTask: its own settings (metaloss.rl)
+        if fn is not method_fn("ml3"):
+            raise ConfigError(f"RL tasks ({task.name}) are meta-learned with ml3, not {method}")
+        if config is not None or preset is not None:
+            raise ConfigError(
+                f"{task.name}: RL tasks take their settings as options, not a config or preset"
+            )
+        result = fn(task, **run, **overrides)
+        result.info.setdefault("preset", "default")
+        return result
+    cfg = cls.resolve(cls.preset(preset) if preset else config, overrides)  # validated once
     if evaluator is not None or evaluator_options:
         if not _takes(fn, "evaluator"):
             raise ConfigError(f"{method}: no evaluator option (not a population search)")
@@ -106,8 +118,6 @@ def learn(
         run["evaluator_options"] = evaluator_options
     if _takes(fn, "device"):
         run["device"] = device
-    if run_dir is None:
-        del run["run_dir"]
     result = fn(task, config=cfg, **run)
     if isinstance(task, Task) and not result.data:
         result.record_data(task)  # runs remember their data (tasks.provenance)

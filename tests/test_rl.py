@@ -18,7 +18,8 @@ from metaloss.rl import mountaincar_paper as mcp
 from metaloss.rl import policy_gradient as pg
 from metaloss.rl import reacher as rc
 from metaloss.rl.envs import CartPole, FrictionMountainCar, MountainCar, Pendulum, Reacher
-from metaloss.rl.losses import StepLoss, meta_train_rl, sgd_step, train_policy
+from metaloss.rl.learner import meta_train_rl, policy_optimizer, train_policy
+from metaloss.rl.losses import StepLoss
 
 # ----------------------------------------------------------------------------- physics
 
@@ -188,7 +189,7 @@ def test_mountaincar_rollout_gradient_matches_finite_differences():
 def test_paper_mountaincar_rollout_gradient_matches_finite_differences(soft):
     cfg = mcp.PaperMCConfig(policy_width=8, horizon=20, soft_clip=soft, loss_hidden=(8, 8))
     params = {k: v.detach().double().requires_grad_() for k, v in mcp.policy_init(cfg, 1).items()}
-    params["w1"].data.mul_(0.05)  # keep the hard clip inactive: its gradient is 0 where it clips
+    params["1.weight"].data.mul_(0.05)  # keep the hard clip inactive (no gradient where it clips)
     loss = mcp.make_loss(cfg, 0).double()
 
     def f(p):
@@ -219,9 +220,12 @@ def test_meta_gradient_matches_finite_differences():
     p0 = {k: v.detach().double().requires_grad_() for k, v in mc.policy_init(cfg, 3).items()}
     starts = MountainCar().reset(4, torch.Generator().manual_seed(0), torch.float64)
 
+    opt = policy_optimizer("sgd", 0.3, 1.0)  # the inner step: clipped SGD
+
     def meta() -> torch.Tensor:
         states, actions = mc.rollout(p0, starts, 20, 2)
-        p1 = sgd_step(p0, loss(mc.features(states, actions)), 0.3, 1.0, create_graph=True)
+        g = mf.grad(loss(mc.features(states, actions)), p0, create_graph=True)
+        p1, _ = opt.update(p0, g, opt.init(p0))
         return mc.shaped_objective(mc.rollout(p1, starts, 20, 2)[0], cfg)
 
     phi = dict(loss.named_parameters())
@@ -346,7 +350,7 @@ def test_paper_mountaincar_config_errors():
         mcp.PaperMCConfig(subgoal_steps=40)
     with pytest.raises(ConfigError, match="variant"):
         mcp.meta_train_loss(mcp.PaperMCConfig(meta_steps=1), "nope")
-    with pytest.raises(ConfigError, match="unknown options"):
+    with pytest.raises(ConfigError, match="unknown option"):
         learn_rl("rl-mountaincar-paper", batch=3)
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import typer
 
 from metaloss.cli import commands, learn  # noqa: F401 - registers the commands
-from metaloss.cli.common import RL_TASKS, _parse_options, app, console, err_console
+from metaloss.cli.common import _parse_options, app, console, err_console
 from metaloss.cli.learn import _prepare_out
 from metaloss.errors import MetalossError
 
-__all__ = ["RL_TASKS", "_parse_options", "_prepare_out", "app", "console", "main"]
+__all__ = ["_parse_options", "_prepare_out", "app", "console", "main"]
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from metaloss.cli.common import (
-    RL_TASKS,
     DataDirOpt,
     DeviceOpt,
     FrozenOpt,
@@ -42,17 +41,13 @@ def tasks_cmd(as_json: JsonOpt = False) -> None:
 
     rows = tasks.describe()
     if as_json:
-        rl = [{"name": n, "model": "policy", "description": d, "data_dir": "none"}
-              for n, d in RL_TASKS.items()]  # fmt: skip
-        print(json.dumps(rows + rl, indent=2))
+        print(json.dumps(rows, indent=2))
         return
     table = Table(title="metaloss tasks")
     for col in ("name", "model", "description", "data_dir"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["name"], r["model"], r["description"], r["data_dir"])
-    for name, desc in RL_TASKS.items():
-        table.add_row(name, "policy", desc + " (metaloss learn ml3 only)", "none")
     console.print(table)
 
 

@@ -43,14 +43,6 @@ def _global(
         raise ConfigError(f"--threads: expected a count >= 0 or auto, got {threads!r}") from None
 
 
-RL_TASKS = {
-    "rl-mountaincar": "differentiable Mountain Car, shaped (intermediate goal) or plain ML3 loss",
-    "rl-mountaincar-paper": "Mountain Car under the ML3 paper's protocol (fixed start and policy)",
-    "rl-reacher": "2-link reacher, loss trains a policy through a learned dynamics ensemble",
-    "rl-cartpole": "CartPole, learned loss replacing the REINFORCE objective",
-    "rl-pendulum": "Pendulum, learned loss replacing the REINFORCE objective",
-}
-
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="task name (see `metaloss tasks`)")]
 RunTaskOpt = Annotated[
     str | None,

@@ -239,15 +239,25 @@ def learn(
     check_device(device)
     if resume and force:
         raise ConfigError("--resume and --force exclude each other")
-    if task.startswith("rl-"):  # RL: its own options, not a method config (metaloss.rl)
+    if task.startswith("rl-"):  # RL: the task's own settings, not a method config (metaloss.rl)
         from metaloss.api import method_fn
 
         method_fn(method)  # an unknown method is refused first
+        if method.lower() != "ml3":
+            raise ConfigError(f"RL tasks ({task}) are meta-learned with ml3, not {method}")
         if preset is not None:
             raise ConfigError(f"--preset applies to data tasks, not {task} (use --set)")
-        if out is not None and _prepare_out(out, resume, force):
+        if evaluator is not None:
+            raise ConfigError(f"--evaluator applies to population searches, not {task}")
+        options = _parse_options(option or [])
+        if out is None:
+            out = Path("runs") / f"{task}-ml3"
+        if _prepare_out(out, resume, force):
             return
-        _learn_rl(method, task, out, seed, option or [], evaluator, resume, force)
+        result = ml.learn("ml3", task, seed=seed, progress=True, **options)
+        result.save(out)
+        console.print(str(result), soft_wrap=True)
+        console.print(f"[green]saved[/] {out}")
         return
     # the config is validated here, once, before anything is written or loaded
     overrides, evaluator_options = method_overrides(method, option or [])
@@ -287,29 +297,4 @@ def learn(
     sane = result.info.get("sanity") or {}
     if sane.get("worse"):
         err_console.print(f"[bold yellow]warning:[/] {sane['message']}", soft_wrap=True)
-    console.print(f"[green]saved[/] {out}")
-
-
-def _learn_rl(
-    method: str, task: str, out: Path | None, seed: int, pairs: list[str],
-    evaluator: str | None, resume: bool, force: bool,
-) -> None:  # fmt: skip
-    """``learn ml3 --task rl-*``: the RL learners (metaloss.rl), with their own options."""
-    if method.lower() != "ml3":
-        raise ConfigError(f"RL tasks ({task}) are meta-learned with ml3, not {method}")
-    from metaloss.rl import learn_rl
-
-    options = _parse_options(pairs)
-    if evaluator is not None:
-        options["evaluator"] = evaluator
-    if out is None:
-        out = Path("runs") / f"{task}-ml3"
-        if _prepare_out(out, resume, force):
-            return
-    try:
-        result = learn_rl(task, seed=seed, progress=True, **options)
-    except TypeError as exc:
-        raise ConfigError(f"learn ml3 --task {task}: {exc}") from None
-    result.save(out)
-    console.print(str(result))
     console.print(f"[green]saved[/] {out}")

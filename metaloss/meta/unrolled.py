@@ -107,6 +107,55 @@ def task_objective(task: Task) -> Objective:
     return objective
 
 
+def unrolled_meta_step(
+    params: mf.Params,
+    state: mf.State,
+    inner_opt: mf.Optimizer,
+    inner_loss: Callable[[mf.Params, int], Tensor],
+    objective: Callable[[mf.Params], Tensor],
+    inner_steps: int,
+    meta_opt: torch.optim.Optimizer,
+    meta_params: list[Tensor],
+    grad_clip: float = 0.0,
+) -> tuple[Tensor, mf.Params, mf.State]:
+    """The core of ML3, for any base model and loss: one meta step.
+
+    ``inner_steps`` differentiable steps of ``inner_opt`` on ``inner_loss(params, k)``
+    (the learned loss of the k-th step), then ``objective(updated params)`` is
+    back-propagated into ``meta_params`` (the learned loss's parameters) and ``meta_opt``
+    steps, unless the meta-objective or a meta-gradient is not finite. The meta-gradient
+    norm is clipped to ``grad_clip`` (0: off). Returns the meta-objective (before the
+    update) and the updated base parameters and optimiser state (still in the graph:
+    :func:`metaloss.functional.detach` them to continue from there). Used by
+    :class:`MetaStepper` (supervised tasks) and :mod:`metaloss.rl` (policies).
+
+    Example:
+        >>> import torch
+        >>> from metaloss import functional as mf
+        >>> phi = torch.tensor([1.0], requires_grad=True)  # a one-parameter "loss"
+        >>> w = {"w": torch.zeros(1, requires_grad=True)}
+        >>> meta_opt, opt = torch.optim.SGD([phi], lr=0.1), mf.sgd(0.5)
+        >>> value, new, _ = unrolled_meta_step(
+        ...     w, opt.init(w), opt, lambda p, k: -(phi * p["w"]).sum(),
+        ...     lambda p: (p["w"] - 1).pow(2).sum(), 1, meta_opt, [phi])
+        >>> float(value.detach()), round(float(new["w"].detach()), 3), round(float(phi.detach()), 3)
+        (0.25, 0.5, 1.05)
+    """
+    for k in range(inner_steps):
+        grads = mf.grad(inner_loss(params, k), params, create_graph=True)
+        params, state = inner_opt.update(params, grads, state)
+    meta_value = objective(params)
+    meta_opt.zero_grad(set_to_none=True)
+    if meta_params:
+        meta_value.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(meta_params, grad_clip)
+        finite = all(p.grad is None or torch.isfinite(p.grad).all() for p in meta_params)
+        if finite and math.isfinite(float(meta_value.detach())):
+            meta_opt.step()
+    return meta_value, params, state
+
+
 class MetaStepper:
     """The ML3 meta step as an object, reusable by ML3, AdaLFL and EvoMAL's local search."""
 
@@ -157,24 +206,22 @@ class MetaStepper:
         cfg = self.config
         if cfg.reinit or (cfg.reset_every and self.step_count % cfg.reset_every == 0):
             self._fresh()
-        params, state = self.params, self.state
-        x = y = None
-        for _ in range(cfg.inner_steps):
-            x, y = self._batch("train")
-            params, state, _ = mf.inner_step(
-                self.model, params, state, self.inner_opt, self.loss, x, y, buffers=self.buffers
-            )
-        if cfg.query != "same":
+        last: list[Tensor] = []  # the last support batch (the query of query="same")
+
+        def inner_loss(params: mf.Params, k: int) -> Tensor:
+            last[:] = self._batch("train")
+            return self.loss(mf.forward(self.model, params, last[0], self.buffers), last[1])
+
+        def objective(params: mf.Params) -> Tensor:
+            if cfg.query == "same":
+                return self.objective(self.model, params, *last)
             x, y = self._batch("val" if cfg.query == "val" else "train")
-        meta_value = self.objective(self.model, params, x, y)
-        self.meta_opt.zero_grad(set_to_none=True)
-        if self.meta_params:
-            meta_value.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.meta_params, cfg.grad_clip)
-            finite = all(p.grad is None or torch.isfinite(p.grad).all() for p in self.meta_params)
-            if finite:
-                self.meta_opt.step()
+            return self.objective(self.model, params, x, y)
+
+        meta_value, params, state = unrolled_meta_step(
+            self.params, self.state, self.inner_opt, inner_loss, objective, cfg.inner_steps,
+            self.meta_opt, self.meta_params, cfg.grad_clip,
+        )  # fmt: skip
         if not cfg.reinit:
             self.params = mf.detach(params)
             self.state = mf.detach_state(state)
@@ -305,6 +352,12 @@ def learn_ml3(
         >>> res.config["meta_steps"], len(res.history)
         (5, 5)
     """
+    if getattr(task, "kind", None) == "rl":  # an RLTask: ML3 for policies (metaloss.rl)
+        from metaloss.rl import learn_rl
+
+        if config is not None:
+            raise ConfigError(f"{task.name}: RL tasks take their settings as options, not a config")
+        return learn_rl(task, seed=seed, progress=progress, run_dir=run_dir, loss=loss, **overrides)
     from metaloss.losses.neural import NeuralLoss
     from metaloss.meta.configs import ML3MethodConfig
     from metaloss.results import LearnResult

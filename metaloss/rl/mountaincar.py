@@ -34,7 +34,9 @@ from torch import Tensor, nn
 from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.rl.envs import MountainCar
-from metaloss.rl.losses import StepLoss, meta_train_rl_with, mlp_apply, mlp_init, train_policy
+from metaloss.rl.learner import meta_train_rl_with, train_policy
+from metaloss.rl.losses import StepLoss
+from metaloss.rl.task import RLTask, apply_policy, policy_mlp
 
 FEATURES = ("x", "v", "a", "goal_dist")
 VARIANTS = ("plain", "shaped")
@@ -97,9 +99,14 @@ class MCConfig:
 ENV = MountainCar()
 
 
+def policy_model(cfg: MCConfig, seed: int) -> nn.Module:
+    """A fresh policy network ``(x', v') -> pre-tanh action`` (the zoo's tanh MLP)."""
+    return policy_mlp([2, *cfg.hidden, 1], seed)
+
+
 def policy_init(cfg: MCConfig, seed: int) -> mf.Params:
     """Fresh policy parameters for a seed."""
-    return mlp_init([2, *cfg.hidden, 1], torch.Generator().manual_seed(seed))
+    return mf.params_of(policy_model(cfg, seed))
 
 
 def act(params: mf.Params, state: Tensor, v_scale: float = ENV.v_max) -> Tensor:
@@ -107,7 +114,7 @@ def act(params: mf.Params, state: Tensor, v_scale: float = ENV.v_max) -> Tensor:
     and ``v' = v / v_scale``."""
     scale = torch.tensor([1 / 0.9, 1 / v_scale], dtype=state.dtype)
     shift = torch.tensor([0.3 / 0.9, 0.0], dtype=state.dtype)
-    return torch.tanh(mlp_apply(params, torch.addcmul(shift, state, scale))).squeeze(-1)
+    return torch.tanh(apply_policy(params, torch.addcmul(shift, state, scale))).squeeze(-1)
 
 
 def rollout(
@@ -272,14 +279,33 @@ def train_and_eval(
     return out
 
 
+def _learn(
+    cfg: MCConfig, seed: int, progress: bool, loss: StepLoss | None = None, variant: str = "shaped"
+) -> tuple[StepLoss, list[dict[str, float]], dict[str, Any]]:
+    loss, history = meta_train_loss(cfg, variant, seed, progress, loss)
+    return loss, history, {"variant": variant}
+
+
+TASK = RLTask(
+    name="rl-mountaincar",
+    description="differentiable Mountain Car, shaped (intermediate goal) or plain ML3 loss",
+    env_factory=MountainCar,
+    policy_factory=policy_model,
+    settings=MCConfig(),
+    meta_learner=_learn,
+    extra_options={"variant": "shaped"},
+)
+
 __all__ = [
     "FEATURES",
     "MCConfig",
+    "TASK",
     "act",
     "features",
     "make_loss",
     "meta_train_loss",
     "policy_init",
+    "policy_model",
     "rollout",
     "shaped_objective",
     "task_loss",

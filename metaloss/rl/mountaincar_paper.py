@@ -50,7 +50,9 @@ from torch import Tensor, nn
 from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.rl.envs import FrictionMountainCar
-from metaloss.rl.losses import StepLoss, meta_train_rl, train_policy
+from metaloss.rl.learner import meta_train_rl, train_policy
+from metaloss.rl.losses import StepLoss
+from metaloss.rl.task import RLTask, apply_policy
 
 FEATURES = ("x", "v", "a", "goal_dist")
 VARIANTS = ("plain", "shaped")
@@ -118,23 +120,34 @@ class PaperMCConfig:
         return d
 
 
-def policy_init(cfg: PaperMCConfig, seed: int) -> mf.Params:
-    """The fixed linear policy of a seed: ``w0`` ``(width, 2)``, ``w1`` ``(1, width)``."""
+def policy_model(cfg: PaperMCConfig, seed: int) -> nn.Module:
+    """The fixed linear policy of a seed, ``a = W1 W0 (x, v)``: two bias-free linear layers,
+    ``W0`` ``(width, 2)`` and ``W1`` ``(1, width)``, uniform with bound ``1 / sqrt(fan_in)``."""
+    model = nn.Sequential(
+        nn.Linear(2, cfg.policy_width, bias=False), nn.Linear(cfg.policy_width, 1, bias=False)
+    )
     gen = torch.Generator().manual_seed(seed)
-    w0 = (torch.rand(cfg.policy_width, 2, generator=gen) * 2 - 1) / 2**0.5
-    w1 = (torch.rand(1, cfg.policy_width, generator=gen) * 2 - 1) / cfg.policy_width**0.5
-    return {"w0": w0.requires_grad_(True), "w1": w1.requires_grad_(True)}
+    with torch.no_grad():
+        for lin in model:
+            lin.weight.copy_(torch.rand(lin.weight.shape, generator=gen) * 2 - 1)
+            lin.weight.div_(lin.in_features**0.5)
+    return model
+
+
+def policy_init(cfg: PaperMCConfig, seed: int) -> mf.Params:
+    """The fixed policy parameters of a seed (``0.weight``, ``1.weight``)."""
+    return mf.params_of(policy_model(cfg, seed))
 
 
 def rollout(params: mf.Params, cfg: PaperMCConfig, n: int = 1) -> tuple[Tensor, Tensor]:
     """Differentiable rollout from the fixed start: states ``(n, T+1, 2)``, actions ``(n, T)``
     (the actions the car received, after clipping or squashing)."""
     env = FrictionMountainCar(straight_through=cfg.straight_through)
-    s = env.reset(n, params["w0"].dtype)
+    s = env.reset(n, params["0.weight"].dtype)
     x, v = s[:, 0], s[:, 1]
     xs, vs, acts = [x], [v], []
     for _ in range(cfg.horizon):
-        raw = (torch.stack([x, v], -1) @ params["w0"].T @ params["w1"].T).squeeze(-1)
+        raw = apply_policy(params, torch.stack([x, v], -1)).squeeze(-1)
         a = (
             env.a_max * torch.tanh(raw / env.a_max)
             if cfg.soft_clip
@@ -192,12 +205,6 @@ def _meta_train_once(
     loss = make_loss(cfg, loss_seed)
     init = policy_init(cfg, seed)
     keep_best = cfg.keep_best and not cfg.fresh_inits
-    best: dict[str, Any] = {"value": float("inf"), "state": None}
-
-    def keep(step: int, value: float) -> None:
-        if value < best["value"]:
-            best["value"] = value
-            best["state"] = {k: v.detach().clone() for k, v in loss.state_dict().items()}
 
     def inner(params: mf.Params, step: int, k: int) -> Tensor:
         return loss(features(*rollout(params, cfg)))
@@ -223,12 +230,12 @@ def _meta_train_once(
         meta_clip=0.0,
         progress=progress,
         name=f"ml3 mountain car, paper protocol ({variant})",
-        on_meta_value=keep if keep_best else None,
+        keep_best=keep_best,
     )
+    values = [h["meta_loss"] for h in history]
     if keep_best:
-        loss.load_state_dict(best["state"])
-        return loss, history, best["value"]
-    tail = [h["meta_loss"] for h in history[-10:]]
+        return loss, history, min(values)
+    tail = values[-10:]
     return loss, history, sum(tail) / len(tail)
 
 
@@ -290,13 +297,39 @@ def train_and_eval(
     }
 
 
+def _learn(
+    cfg: PaperMCConfig,
+    seed: int,
+    progress: bool,
+    loss: StepLoss | None = None,
+    variant: str = "shaped",
+) -> tuple[StepLoss, list[dict[str, float]], dict[str, Any]]:
+    if loss is not None:
+        raise ConfigError("rl-mountaincar-paper: a starting loss is not supported (restarts)")
+    loss, history = meta_train_loss(cfg, variant, seed, progress)
+    success = train_and_eval(loss, cfg, seed)["success"]
+    return loss, history, {"variant": variant, "reaches_goal_after_inner_steps": str(success)}
+
+
+TASK = RLTask(
+    name="rl-mountaincar-paper",
+    description="Mountain Car under the ML3 paper's protocol (fixed start and policy)",
+    env_factory=FrictionMountainCar,
+    policy_factory=policy_model,
+    settings=PaperMCConfig(),
+    meta_learner=_learn,
+    extra_options={"variant": "shaped"},
+)
+
 __all__ = [
     "FEATURES",
     "PaperMCConfig",
+    "TASK",
     "features",
     "make_loss",
     "meta_train_loss",
     "policy_init",
+    "policy_model",
     "rollout",
     "shaped_objective",
     "task_objective",

@@ -36,7 +36,9 @@ from torch import Tensor, nn
 from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.rl.envs import CartPole, Pendulum
-from metaloss.rl.losses import StepLoss, meta_train_rl_with, mlp_apply, mlp_init, train_policy
+from metaloss.rl.learner import meta_train_rl_with, train_policy
+from metaloss.rl.losses import StepLoss
+from metaloss.rl.task import RLTask, apply_policy, policy_mlp
 
 FEATURES = ("logp", "return_to_go", "t")
 ENVS = ("cartpole", "pendulum")
@@ -94,18 +96,23 @@ class PGConfig:
 CARTPOLE, PENDULUM = CartPole(), Pendulum()
 
 
+def policy_model(cfg: PGConfig, seed: int) -> nn.Module:
+    """A fresh policy network (the zoo's tanh MLP, output layer scaled by 0.1): action
+    logits (CartPole) or the pre-tanh mean torque (Pendulum)."""
+    sizes = [4, *cfg.hidden, 2] if cfg.env == "cartpole" else [3, *cfg.hidden, 1]
+    return policy_mlp(sizes, seed, out_scale=0.1)
+
+
 def policy_init(cfg: PGConfig, seed: int) -> mf.Params:
     """A fresh policy: categorical (CartPole) or Gaussian with a learned log-std (Pendulum)."""
-    gen = torch.Generator().manual_seed(seed)
-    if cfg.env == "cartpole":
-        return mlp_init([4, *cfg.hidden, 2], gen, out_scale=0.1)
-    params = mlp_init([3, *cfg.hidden, 1], gen, out_scale=0.1)
-    params["log_std"] = torch.zeros(1).requires_grad_(True)
+    params = mf.params_of(policy_model(cfg, seed))
+    if cfg.env == "pendulum":
+        params["log_std"] = torch.zeros(1).requires_grad_(True)
     return params
 
 
 def _pend_mean(params: mf.Params, obs: Tensor) -> Tensor:
-    return PENDULUM.max_torque * torch.tanh(mlp_apply(params, obs)).squeeze(-1)
+    return PENDULUM.max_torque * torch.tanh(apply_policy(params, obs)).squeeze(-1)
 
 
 @dataclass
@@ -128,7 +135,7 @@ def sample(params: mf.Params, cfg: PGConfig, n: int, gen: torch.Generator) -> Ba
             alive = torch.ones(n, dtype=torch.bool)
             obs, acts, masks, rews = [], [], [], []
             for _ in range(T):
-                probs = torch.softmax(mlp_apply(params, s), -1)
+                probs = torch.softmax(apply_policy(params, s), -1)
                 a = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
                 obs.append(s)
                 acts.append(a)
@@ -173,7 +180,7 @@ def sample(params: mf.Params, cfg: PGConfig, n: int, gen: torch.Generator) -> Ba
 def log_prob(params: mf.Params, cfg: PGConfig, batch: Batch) -> Tensor:
     """``log pi(a|s)`` of the batch's actions under ``params`` (differentiable)."""
     if cfg.env == "cartpole":
-        logits = mlp_apply(params, batch.obs)
+        logits = apply_policy(params, batch.obs)
         return F.log_softmax(logits, -1).gather(1, batch.actions[:, None]).squeeze(1)
     mean = _pend_mean(params, batch.obs)
     log_std = params["log_std"]
@@ -278,8 +285,33 @@ def train_and_eval(
     return {"return": final.episode_return, "train_curve": curve}
 
 
+def _learn(
+    cfg: PGConfig, seed: int, progress: bool, loss: StepLoss | None = None
+) -> tuple[StepLoss, list[dict[str, float]], dict[str, Any]]:
+    loss, history = meta_train_loss(cfg, seed, progress, loss)
+    return loss, history, {}
+
+
+CARTPOLE_TASK = RLTask(
+    name="rl-cartpole",
+    description="CartPole, learned loss replacing the REINFORCE objective",
+    env_factory=CartPole,
+    policy_factory=policy_model,
+    settings=PGConfig(env="cartpole"),
+    meta_learner=_learn,
+)
+PENDULUM_TASK = RLTask(
+    name="rl-pendulum",
+    description="Pendulum, learned loss replacing the REINFORCE objective",
+    env_factory=Pendulum,
+    policy_factory=policy_model,
+    settings=PGConfig(env="pendulum"),
+    meta_learner=_learn,
+)
+
 __all__ = [
     "Batch",
+    "CARTPOLE_TASK",
     "FEATURES",
     "PGConfig",
     "differentiable_return",
@@ -287,7 +319,9 @@ __all__ = [
     "log_prob",
     "make_loss",
     "meta_train_loss",
+    "PENDULUM_TASK",
     "policy_init",
+    "policy_model",
     "reinforce",
     "sample",
     "train_and_eval",

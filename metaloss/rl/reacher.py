@@ -32,7 +32,9 @@ from torch import Tensor, nn
 
 from metaloss import functional as mf
 from metaloss.rl.envs import Reacher
-from metaloss.rl.losses import StepLoss, meta_train_rl_with, mlp_apply, mlp_init, train_policy
+from metaloss.rl.learner import meta_train_rl_with, train_policy
+from metaloss.rl.losses import StepLoss
+from metaloss.rl.task import RLTask, apply_policy, policy_mlp
 
 FEATURES = ("goal_dist", "tau1", "tau2", "dq1", "dq2")
 ENV = Reacher()
@@ -193,15 +195,21 @@ def model_error(model: DynamicsEnsemble, cfg: ReacherConfig, seed: int = 1) -> f
     return float(err.mean() / base.mean())
 
 
+def policy_model(cfg: ReacherConfig, seed: int) -> nn.Module:
+    """A fresh goal-conditioned policy ``(obs, goal, fingertip - goal) -> pre-tanh torques``
+    (the zoo's tanh MLP, output layer scaled by 0.1)."""
+    return policy_mlp([10, *cfg.hidden, 2], seed, out_scale=0.1)
+
+
 def policy_init(cfg: ReacherConfig, seed: int) -> mf.Params:
-    """A fresh goal-conditioned policy ``(obs, goal, fingertip - goal) -> torques``."""
-    return mlp_init([10, *cfg.hidden, 2], torch.Generator().manual_seed(seed), out_scale=0.1)
+    """Fresh policy parameters for a seed."""
+    return mf.params_of(policy_model(cfg, seed))
 
 
 def act(params: mf.Params, state: Tensor, goal: Tensor) -> Tensor:
     """Torques in ``[-1, 1]``."""
     tip = ENV.fingertip(state)
-    return torch.tanh(mlp_apply(params, torch.cat([_obs(state), goal, tip - goal], -1)))
+    return torch.tanh(apply_policy(params, torch.cat([_obs(state), goal, tip - goal], -1)))
 
 
 def rollout(
@@ -335,6 +343,24 @@ def train_and_eval(
     }
 
 
+def _learn(
+    cfg: ReacherConfig, seed: int, progress: bool, loss: StepLoss | None = None
+) -> tuple[StepLoss, list[dict[str, float]], dict[str, Any]]:
+    model = fit_dynamics(cfg, seed)
+    info = {"model_one_step_nmse": f"{model_error(model, cfg):.4f}"}
+    loss, history = meta_train_loss(model, cfg, seed, progress, loss)
+    return loss, history, info
+
+
+TASK = RLTask(
+    name="rl-reacher",
+    description="2-link reacher, loss trains a policy through a learned dynamics ensemble",
+    env_factory=Reacher,
+    policy_factory=policy_model,
+    settings=ReacherConfig(),
+    meta_learner=_learn,
+)
+
 __all__ = [
     "DynamicsEnsemble",
     "FEATURES",
@@ -347,8 +373,10 @@ __all__ = [
     "meta_train_loss",
     "model_error",
     "policy_init",
+    "policy_model",
     "rollout",
     "sample_pairs",
+    "TASK",
     "task_loss",
     "train_and_eval",
 ]

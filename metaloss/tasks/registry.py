@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from metaloss.errors import ConfigError, DataError
 from metaloss.tasks import data as ds
 from metaloss.tasks.base import Split, Task, TrainConfig
 from metaloss.tasks.models import build_model
+
+if TYPE_CHECKING:
+    from metaloss.rl.task import RLTask
 
 CIFAR_PROTOCOL = TrainConfig(
     steps=150_000,
@@ -253,8 +256,24 @@ _add(
 
 
 def names() -> list[str]:
-    """Registered task names, sorted."""
-    return sorted(TASKS)
+    """Registered task names, sorted: data tasks and RL tasks (:mod:`metaloss.rl.task`)."""
+    from metaloss.rl import task as rl
+
+    return sorted([*TASKS, *rl.names()])
+
+
+def _rl_task(name: str, data_dir: str | None, device: str | torch.device, variant: bool) -> RLTask:
+    """The :class:`~metaloss.rl.task.RLTask` of an ``rl-*`` name; refuses data options."""
+    from metaloss.rl import task as rl
+
+    if variant or "+" in name:
+        raise ConfigError(f"task {name.split('+')[0]!r}: task variant options need a data task")
+    if data_dir is not None:
+        raise ConfigError(f"task {name!r} reads no data: --data-dir does not apply")
+    check_device(device)
+    if str(device) != "cpu":
+        raise ConfigError(f"task {name!r} runs on the CPU only (--device cpu)")
+    return rl.get(name)
 
 
 def _load(spec: TaskSpec, data_dir: str | None, seed: int) -> ds.ArrayData:
@@ -387,15 +406,23 @@ def get(
     imbalance: float | None = None,
     train_fraction: float | None = None,
     variant_seed: int | None = None,
-) -> Task:
+) -> Task | RLTask:
     """Build a registered task by name, reading its data from ``data_dir`` if given.
 
     A name may carry a variant (``digits-mlp+noise0.2sym+imb100``); the keyword options
     set or override its fields (see :mod:`metaloss.tasks.variants`): ``label_noise`` rate,
     ``noise_kind`` ("symmetric" or "pairflip"), ``imbalance`` ratio, ``train_fraction``
     and ``variant_seed``.
+
+    An ``rl-*`` name returns its :class:`~metaloss.rl.task.RLTask` (kind ``"rl"``: no
+    data, so no ``data_dir`` or variant; CPU only).
     """
+    from metaloss.rl.task import SOURCES as RL_SOURCES
     from metaloss.tasks.variants import split_name
+
+    if name.split("+")[0] in RL_SOURCES:
+        options = (label_noise, noise_kind, imbalance, train_fraction, variant_seed)
+        return _rl_task(name, data_dir, device, any(o is not None for o in options))
 
     name, variant = split_name(name)
     variant = variant.with_(
@@ -406,7 +433,7 @@ def get(
         seed=variant_seed,
     )
     if name not in TASKS:
-        close = [n for n in TASKS if name.split("-")[0] in n]
+        close = [n for n in names() if name.split("-")[0] in n]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(f"unknown task {name!r}{hint}; `metaloss tasks` lists them")
     check_device(device)
@@ -437,13 +464,17 @@ def check_device(device: str | torch.device) -> None:
 
 
 def describe() -> list[dict[str, str]]:
-    """One row per task: name, model, data source, whether --data-dir is required."""
-    return [
+    """One row per task, sorted by name: name, model, description, whether --data-dir is
+    required (``none`` for RL tasks, whose model is their ``policy``)."""
+    from metaloss.rl import task as rl
+
+    rows = [
         {
             "name": s.name,
             "model": s.model,
             "description": s.description,
             "data_dir": "required" if s.needs_data_dir else "optional",
         }
-        for s in (TASKS[n] for n in names())
+        for s in TASKS.values()
     ]
+    return sorted(rows + rl.describe(), key=lambda r: r["name"])
