@@ -1,4 +1,9 @@
-"""The command line: exit codes, one-line errors, artifacts usable by train/evaluate/show."""
+"""The command line: exit codes, one-line errors, artifacts usable by train/evaluate/show.
+
+The commands run in process (:func:`helpers.cli.run_cli`: the console script's
+:func:`metaloss.cli.main` inside typer's ``CliRunner`` isolation); the last tests start real
+processes for what only a process shows: the console script's exit status and its output.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli as cli
 
+from metaloss import rundir
 from metaloss.io import save_loss
 from metaloss.losses.taylor import TaylorLoss
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "metaloss.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 def test_tasks_lists_registry():
@@ -70,13 +65,13 @@ def test_learn_train_evaluate_show_round_trip(tmp_path):
         "--set", "generations=2", "--set", "popsize=4", "--set", "fitness_steps=20",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert (run / "spec.json").exists() and (run / "loss.safetensors").exists()
+    assert (run / rundir.SPEC).exists() and (run / rundir.WEIGHTS).exists()
     out = cli("train", "--task", "iris-linear", "--loss", str(run), "--steps", "50", "--json")
     assert out.returncode == 0, out.stderr
     out = cli("evaluate", "ce", str(run), "--task", "iris-linear", "--seeds", "2", "--steps", "50")
     assert out.returncode == 0 and "ce" in out.stdout, out.stderr
     out = cli("show", str(run))
-    assert out.returncode == 0 and (run / "loss.png").exists(), out.stderr
+    assert out.returncode == 0 and (run / rundir.PLOT).exists(), out.stderr
     # learning into a directory that holds a finished run needs --force
     out = cli("learn", "ml3", "--task", "iris-linear", "--set", "meta_steps=3", "-o", str(run))
     assert out.returncode == 2 and "--force" in out.stderr
@@ -94,9 +89,9 @@ def test_learn_and_show_rl_loss(tmp_path):
 
 def test_corrupt_artifact_is_a_clear_error(tmp_path):
     save_loss(tmp_path, TaylorLoss())
-    (tmp_path / "loss.safetensors").write_bytes(b"\x00" * 10)
+    (tmp_path / rundir.WEIGHTS).write_bytes(b"\x00" * 10)
     out = cli("train", "--task", "iris-linear", "--loss", str(tmp_path), "--steps", "5")
-    assert out.returncode == 2 and "loss.safetensors" in out.stderr
+    assert out.returncode == 2 and rundir.WEIGHTS in out.stderr
 
 
 def test_demo_quick(tmp_path):
@@ -117,3 +112,33 @@ def test_learn_method_help_lists_its_config_and_unknown_keys_are_refused(tmp_pat
         "error: taylorglo: unknown option 'genertions' (did you mean 'generations'?); "
         "valid: generations, popsize, sigma, fitness_steps, theta0"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Real processes: what only the console script shows
+# --------------------------------------------------------------------------------------------
+
+
+def _script() -> list[str]:
+    """The installed ``metaloss`` console script (else ``python -m metaloss.cli``)."""
+    script = Path(sys.executable).parent / "metaloss"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "metaloss.cli"]
+
+
+def _process(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run([*_script(), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_console_script_exit_status_and_one_line_error():
+    out = _process("train", "--task", "iris-linear", "--loss", "no_such_loss")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("error: ") and "neither a baseline" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_debug_shows_the_traceback_instead():
+    from metaloss.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="neither a baseline"):
+        cli("train", "--task", "iris-linear", "--loss", "no_such_loss", "--debug")

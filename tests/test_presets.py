@@ -4,8 +4,6 @@ the GP searches run the reference's operators under it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -95,12 +93,13 @@ def test_default_and_custom_runs_say_so():
 
 
 def test_cli_paper_preset_is_recorded(tmp_path):
+    from helpers.cli import run_cli
+
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "metaloss.cli", "--threads", "1", "learn", "gplfl", "--task",
-           "iris-linear", "--preset", "paper", "--no-sanity", "-o", str(out), "--set",
-           "population=16", "--set", "generations=1", "--set", "fitness_steps=5", "--set",
-           "filter_lr=0.5"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    args = ["--threads", "1", "learn", "gplfl", "--task", "iris-linear", "--preset", "paper",
+            "--no-sanity", "-o", str(out), "--set", "population=16", "--set", "generations=1",
+            "--set", "fitness_steps=5", "--set", "filter_lr=0.5"]  # fmt: skip
+    done = run_cli(*args)
     assert done.returncode == 0, done.stderr[-2000:]
     spec = json.loads((out / "spec.json").read_text())
     assert spec["info"]["preset"] == "paper" and spec["config"]["variation"] == "or"

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -165,18 +164,12 @@ def test_bad_inputs_raise_artifact_error(tmp_path, make):
 
 
 def test_cli_report(runs, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    cmd = [sys.executable, "-m", "metaloss.cli", "report"]
-    ok = subprocess.run(
-        [*cmd, str(runs["gplfl"]), "--out", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    from helpers.cli import run_cli
+
+    ok = run_cli("report", str(runs["gplfl"]), "--out", str(tmp_path))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.split() == [str(tmp_path / "report.html"), str(tmp_path / "report.md")]
-    bad = subprocess.run(
-        [*cmd, str(tmp_path / "no" / "such" / "run")],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    bad = run_cli("report", str(tmp_path / "no" / "such" / "run"))
     assert bad.returncode == 2
     assert "no such run directory or bench folder" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

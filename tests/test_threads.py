@@ -114,19 +114,21 @@ def test_evaluate_and_learn_accept_threads(iris, monkeypatch):
 
 
 def test_cli_threads_option():
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from helpers.cli import run_cli
 
-    root = Path(__file__).resolve().parents[1]
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": str(root)}
-        cmd = [sys.executable, "-m", "metaloss.cli", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-
-    ok = cli("--threads", "auto", "train", "-t", "iris-linear", "--loss", "ce", "--steps", "5")
+    ok = run_cli("--threads", "1", "train", "-t", "iris-linear", "--loss", "ce", "--steps", "5")
     assert ok.returncode == 0, ok.stderr
-    bad = cli("--threads", "many", "tasks")
+    ok = run_cli("--threads", "auto", "train", "-t", "iris-linear", "--loss", "ce", "--steps", "5")
+    assert ok.returncode == 0, ok.stderr
+    bad = run_cli("--threads", "many", "tasks")
     assert bad.returncode == 2 and "--threads" in bad.stderr + bad.stdout
+
+
+def test_in_process_cli_runs_leak_no_thread_setting():
+    """The in-process CLI runner puts back what ``--threads`` set (no state between tests)."""
+    from helpers.cli import run_cli
+
+    torch.set_num_threads(1)
+    ml.set_threads("auto")
+    assert run_cli("--threads", "2", "tasks", "--json").returncode == 0
+    assert torch.get_num_threads() == 1 and ml.threads.get_threads() == "auto"

@@ -1,21 +1,17 @@
-"""Task-variant options and the robust baselines on the command line (in process, and
-one subprocess for the exit status of a user error)."""
+"""Task-variant options and the robust baselines on the command line (in process; the exit
+status of a user error through the console script's entry point, :func:`metaloss.cli.main`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from typer.testing import CliRunner, Result
 
 from metaloss.cli import app
 from metaloss.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str) -> Result:
@@ -67,11 +63,7 @@ def test_bad_variant_options_are_config_errors(args: list[str], needle: str) -> 
 
 
 def test_bad_variant_option_exits_2_with_one_line() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    out = subprocess.run(
-        [sys.executable, "-m", "metaloss.cli", "train", "-t", "iris-linear", "--label-noise", "1"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    out = run_cli("train", "-t", "iris-linear", "--label-noise", "1")
     assert out.returncode == 2
     assert "label_noise must be in [0, 1)" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

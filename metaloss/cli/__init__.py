@@ -23,14 +23,22 @@ from metaloss.errors import MetalossError
 __all__ = ["_parse_options", "_prepare_out", "app", "console", "main"]
 
 
-def main() -> None:
-    """Entry point: user errors become one line and exit code 2."""
-    debug = "--debug" in sys.argv
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line and exit code 2.
+
+    ``argv`` are the arguments after the program name (default: ``sys.argv[1:]``); tests
+    pass them to run the command line in process, with this same error handling.
+
+    Example:
+        >>> main(["tasks", "--json"])  # doctest: +SKIP
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
     if debug:
-        sys.argv.remove("--debug")
+        args.remove("--debug")
     ex = _click_exceptions()
     try:
-        code = app(standalone_mode=False)
+        code = app(args=args, prog_name=None if argv is None else "metaloss", standalone_mode=False)
     except ex.NoArgsIsHelpError as exc:  # bare `metaloss`: the help, as typer shows it
         try:
             from typer import rich_utils
