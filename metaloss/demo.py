@@ -18,6 +18,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from metaloss import rundir
+
 
 def run_demo(quick: bool = False, console: Console | None = None, out: str = "runs/demo") -> dict:
     """Run the demo; returns the numbers it printed."""
@@ -90,10 +92,11 @@ def run_demo(quick: bool = False, console: Console | None = None, out: str = "ru
         console.print(f"note: {note}", soft_wrap=True)
     png = plot_losses(
         {"evomal": result.loss, "ml3": ml3.loss, "cross_entropy": get_baseline("ce")},
-        Path(out) / "loss.png",
+        Path(out) / rundir.PLOT,
         title="learned loss vs cross-entropy",
     )
-    console.print(f"run directory: {out} (spec.json, loss.safetensors, history.jsonl, {png.name})")
+    files = ", ".join([rundir.SPEC, rundir.WEIGHTS, rundir.HISTORY, png.name])
+    console.print(f"run directory: {out} ({files})")
     console.print(f"total {time.perf_counter() - start:.0f} s")
     return {
         "search_seconds": search_s,

@@ -142,3 +142,18 @@ def test_debug_shows_the_traceback_instead():
 
     with pytest.raises(ConfigError, match="neither a baseline"):
         cli("train", "--task", "iris-linear", "--loss", "no_such_loss", "--debug")
+
+
+def test_force_removes_every_run_file_and_keeps_others(tmp_path):
+    from metaloss.cli import _prepare_out
+    from metaloss.errors import ConfigError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    names = [*rundir.RUN_FILES, rundir.checkpoint_tensors("ab" * 32), "notes.txt"]
+    for name in names:
+        (out / name).write_text("x")
+    with pytest.raises(ConfigError, match="--force"):
+        _prepare_out(out, resume=False, force=False)
+    assert _prepare_out(out, resume=False, force=True) is False
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from metaloss import rundir
 from metaloss.cli.common import (
     DataDirOpt,
     DeviceOpt,
@@ -219,7 +220,7 @@ def _show_diagnostic(loss: Any, spec: dict[str, Any]) -> None:
 @app.command()
 def show(
     run: Annotated[Path, typer.Argument(help="run directory")],
-    plot: Annotated[Path | None, typer.Option(help="PNG path (default RUN/loss.png)")] = None,
+    plot: Annotated[Path | None, typer.Option(help=f"PNG path (default RUN/{rundir.PLOT})")] = None,
 ) -> None:
     """Print a run's loss (formula, LaTeX, hall of fame) and plot it against cross-entropy
     (MSE for regression tasks); a search also gets its best-so-far curve."""
@@ -257,7 +258,7 @@ def show(
     if getattr(loss, "kind", "") == "rl_step":
         console.print("no plot: a per-step policy loss has no (prediction, target) curve")
         return
-    path = plot or run_dir / "loss.png"
+    path = plot or run_dir / rundir.PLOT
     title = f"{spec.get('method', '?')} · {spec.get('task', '?')}"
     regression, classes = run_task_shape(spec)
     if not regression and classes is None:
@@ -268,7 +269,7 @@ def show(
     console.print(f"[green]plot[/] {path}")
     gens = _generation_rows(run_dir, io.read_jsonl(run_dir / io.HISTORY_FILE))
     if gens:
-        search = path.with_name(f"{path.stem}-search.png")
+        search = path.with_name(rundir.search_plot(path.name))
         g = [r.get("generation", i) for i, r in enumerate(gens)]
         plot_search(g, [r.get("best") for r in gens], search, title=title)
         console.print(f"[green]search curve[/] {search}")
@@ -329,7 +330,7 @@ def report(
 
     html = write_report(path, out)
     print(html)
-    print(html.with_suffix(".md"))
+    print(html.with_name(rundir.REPORT_MD))
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from metaloss import rundir
 from metaloss.errors import ConfigError
 
 app = typer.Typer(
@@ -136,7 +137,7 @@ def _recorded_task(
 
     records = {}
     for loss in losses:
-        if (Path(loss) / "spec.json").is_file():
+        if (Path(loss) / rundir.SPEC).is_file():
             rec = read_record(loss)
             if rec is not None:
                 records[loss] = rec

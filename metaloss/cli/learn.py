@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from metaloss import rundir
 from metaloss.cli.common import (
     DataDirOpt,
     DeviceOpt,
@@ -127,10 +128,6 @@ def method_overrides(method: str, pairs: list[str]) -> tuple[dict[str, Any], dic
     return overrides, evaluator
 
 
-_RUN_FILES = ("spec.json", "loss.safetensors", "history.jsonl", "extra.safetensors",
-              "checkpoint.json", "generations.jsonl", "evals.safetensors")  # fmt: skip
-
-
 def _nonempty(path: Path) -> bool:
     """A file that exists and holds something (a 0-byte file from a full disk is no run)."""
     try:
@@ -154,7 +151,7 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
         os.unlink(probe)
     except OSError as e:
         raise ConfigError(f"--out {out}: not a writable directory ({e.strerror or e})") from None
-    if not _nonempty(out / "spec.json"):
+    if not _nonempty(out / rundir.SPEC):
         if force:
             _remove_run_files(out)
         return False
@@ -171,9 +168,9 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
 
 def _remove_run_files(out: Path) -> None:
     """Remove the files of a previous run (``--force``); other files in ``out`` stay."""
-    for name in _RUN_FILES:
+    for name in rundir.RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    for old in out.glob("checkpoint-*.safetensors"):
+    for old in out.glob(rundir.CHECKPOINT_GLOB):
         old.unlink(missing_ok=True)
 
 
@@ -269,7 +266,7 @@ def learn(
         out = Path("runs") / f"{t.name if t is not None else 'generated'}-{method.lower()}"
         if _prepare_out(out, resume, force):
             return
-    partial = any(_nonempty(out / f) for f in ("checkpoint.json", "generations.jsonl"))
+    partial = any(_nonempty(out / f) for f in (rundir.CHECKPOINT, rundir.GENERATIONS))
     if not resume and partial:
         raise ConfigError(
             f"{out} holds a previous run: pass --resume to continue it or choose another --out"
@@ -291,7 +288,7 @@ def learn(
             result.info["sanity"] = sanity_check(result.loss, t)
     result.save(out)
     if not keep_checkpoints:  # the run is finished: its intermediate checkpoints are not needed
-        for name in ["checkpoint.json", *(p.name for p in out.glob("checkpoint-*.safetensors"))]:
+        for name in [rundir.CHECKPOINT, *(p.name for p in out.glob(rundir.CHECKPOINT_GLOB))]:
             (out / name).unlink(missing_ok=True)
     console.print(str(result), soft_wrap=True)
     sane = result.info.get("sanity") or {}

@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from metaloss import io
+from metaloss import io, rundir
 from metaloss.errors import ArtifactError, MetalossError
 from metaloss.evaluators.base import Candidate, Evaluator, Fitness
 from metaloss.progress import progress_bar
 
-HISTORY, EVALS = "generations.jsonl", "evals.safetensors"
+HISTORY, EVALS = rundir.GENERATIONS, rundir.EVALS  # aliases kept for callers
 
 
 class Search(Protocol):
