@@ -250,3 +250,34 @@ def test_run_file_names_are_spelt_only_in_rundir():
                 spelt.setdefault(_rel(path), []).append(f"{node.lineno}: {node.value}")
     assert {k: v for k, v in spelt.items() if k not in NAMES_PENDING} == {}
     assert set(spelt) >= NAMES_PENDING, f"drop from NAMES_PENDING: {NAMES_PENDING - set(spelt)}"
+
+
+# --------------------------------------------------------------------------------------------
+# docs/layout.md names files and registries that exist
+# --------------------------------------------------------------------------------------------
+
+
+def test_layout_doc_names_real_files_and_registries():
+    import importlib
+    import re
+
+    text = (ROOT / "docs" / "layout.md").read_text()
+    tokens = {t for t in re.findall(r"`([^`\s]+)`", text) if "<" not in t}  # no templates
+    files = {p.name for p in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py")]}
+    missing = [t for t in tokens if t.endswith(".py") and Path(t).name not in files]
+    missing += [
+        t for t in tokens if t.startswith(("metaloss/", "tests/")) and not (ROOT / t).exists()
+    ]
+    checked = 0
+    for token in tokens:  # dotted names such as `api.METHODS`, `rl.task.SOURCES`
+        module, _, attr = token.rpartition(".")
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)*", module) or not attr[:1].isupper():
+            continue
+        try:
+            mod = importlib.import_module(f"metaloss.{module}")
+        except ImportError:
+            continue
+        checked += 1
+        if not hasattr(mod, attr):
+            missing.append(token)
+    assert sorted(missing) == [] and checked >= 5
