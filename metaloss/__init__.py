@@ -21,6 +21,8 @@ _LAZY = {
     "functional": "metaloss.functional",
     "io": "metaloss.io",
     "meta": "metaloss.meta",
+    "configs": "metaloss.meta.configs",
+    "config_class": ("metaloss.meta.configs", "config_class"),
     "evaluators": "metaloss.evaluators",
     "plots": "metaloss.plots",
     "train": ("metaloss.training", "train"),
