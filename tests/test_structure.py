@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+# the repository root: the first folder above this file that holds the package
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "metaloss/__init__.py").is_file())
 PACKAGE = ROOT / "metaloss"
 MAX_LINES = 500
 
