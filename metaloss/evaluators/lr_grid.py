@@ -104,6 +104,8 @@ class ScaleFreeFitness:
         factors = self.lrs or (1.0,)
         lrs = [config.lr * f for f in factors]
         try:
+            if len(lrs) == 1:  # no grid: the serial trainer is faster than a stack of one
+                raise VmapError("one learning rate")
             values = train_lr_grid(task, loss, config, seed, lrs)
         except VmapError:  # the serial trainer, one rate after another
             values = []
