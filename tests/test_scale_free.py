@@ -183,3 +183,14 @@ def test_search_methods_take_the_scale_free_options(iris) -> None:
     assert res.config["fitness_lrs"] == [0.5, 2.0] or res.config["fitness_lrs"] == (0.5, 2.0)
     gp = ml.learn("gplfl", iris, preset="fast", normalize="running")
     assert isinstance(gp.loss, GradNormalized) and gp.loss.mode == "running"
+
+
+def test_adalfl_resume_keeps_the_normalisation_and_the_learned_lr(iris, tmp_path) -> None:
+    opts = dict(init_steps=5, lr=0.1, checkpoint_every=20, snapshots=0, normalize="init")
+    full = ml.learn("adalfl", iris, steps=60, learn_lr=True, **opts)
+    ml.learn("adalfl", iris, steps=40, learn_lr=True, run_dir=tmp_path, **opts)
+    resumed = ml.learn("adalfl", iris, steps=60, learn_lr=True, run_dir=tmp_path, **opts)
+    assert resumed.loss.scale == pytest.approx(full.loss.scale, rel=1e-6)
+    assert resumed.info["learned_lr"] == pytest.approx(full.info["learned_lr"], rel=1e-6)
+    for a, b in zip(full.loss.parameters(), resumed.loss.parameters()):
+        torch.testing.assert_close(a, b)

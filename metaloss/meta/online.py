@@ -36,7 +36,7 @@ from metaloss import rundir
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ArtifactError, ConfigError
 from metaloss.losses.neural import NeuralLoss
-from metaloss.losses.normalized import NORMALIZE
+from metaloss.losses.normalized import NORMALIZE, GradNormalized
 from metaloss.losses.normalized import normalize as normalize_loss
 from metaloss.meta.learned_lr import LearnedLR, check_learn_lr
 from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
@@ -182,6 +182,8 @@ def online_train(
                 if rate is not None:
                     with torch.no_grad():
                         rate.log_scale.copy_(ck["log_lr"])
+                if "norm_scale" in ck:  # normalize="init": the factor calibrated before
+                    loss.scale = float(ck["norm_scale"])
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
                 raise ArtifactError(
                     f"{Path(run_dir) / 'checkpoint.json'}: state does not fit this run "
@@ -253,6 +255,11 @@ def online_train(
                         "snapshots": snapshots,
                         "history": history,
                         **({"log_lr": rate.log_scale.detach()} if rate is not None else {}),
+                        **(
+                            {"norm_scale": torch.tensor(loss.scale, dtype=torch.float64)}
+                            if isinstance(loss, GradNormalized) and loss.mode == "init"
+                            else {}
+                        ),
                     },
                     identity,
                 )
@@ -480,7 +487,10 @@ def learn_adalfl(
         ml3 = offline_config(cfg, task, init_lr)
         init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress, rate=rate)
     # the online phase and the returned loss use the normalisation of the offline phase
-    loss = normalize_loss(loss.to(task.device), cfg.normalize, task, seed)
+    if cfg.normalize == "init" and resuming:  # its factor comes from the checkpoint
+        loss = GradNormalized(loss.to(task.device))
+    else:
+        loss = normalize_loss(loss.to(task.device), cfg.normalize, task, seed)
     out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress, rate=rate)
     seconds = time.perf_counter() - start
     history = [{"phase": "offline", **r} for r in init_hist] + [

@@ -385,7 +385,8 @@ def run_identity(
             if k not in ("checkpoint_every", "meta_steps", "steps")
         },
         "loss.kind": spec.get("kind"),
-        **{f"loss.{k}": v for k, v in (spec.get("config") or {}).items()},
+        # a normalised loss's calibrated scale is state (checkpointed), not identity
+        **{f"loss.{k}": v for k, v in (spec.get("config") or {}).items() if k != "scale"},
     }
 
 
