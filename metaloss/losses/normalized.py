@@ -12,6 +12,15 @@ norm (the size of the steps SGD takes): after :meth:`GradNormalized.calibrate`,
 ``grad_norm(normalized, model, batches) == grad_norm(reference, model, batches)``.
 The scale is part of the loss's JSON spec, so a saved normalised loss loads with it.
 
+``mode="running"`` instead rescales on every batch, with no state: the scale is
+``||d ref / d y_pred|| / ||d loss / d y_pred||`` on that batch (detached; gradients w.r.t.
+the model's *outputs*, computed with :func:`torch.func.grad`, so it works inside ``vmap``
+and inside unrolled meta-training). The output gradient is what back-propagation feeds into
+the model: for a batch of one example on a linear model the parameter-gradient norms are
+then equal exactly (``||dL/dW|| = ||dL/dz|| ||x||``); for larger batches and deeper models
+it is a proxy of the parameter-gradient ratio that costs no extra backward pass through
+the model. :func:`normalize` builds either form (the option ``normalize`` of every method).
+
 Example:
     >>> import torch, metaloss as ml
     >>> from metaloss.losses import get_baseline
@@ -82,13 +91,20 @@ class GradNormalized(Loss):
         loss: the wrapped loss (a :class:`Loss` or its JSON spec).
         reference: the baseline whose gradient norm is matched (``"ce"``: cross-entropy,
             which is MSE on regression targets).
-        scale: the constant factor (1 until :meth:`calibrate` sets it).
+        scale: the constant factor (1 until :meth:`calibrate` sets it; with
+            ``mode="running"`` it multiplies the per-batch factor, normally 1).
+        mode: ``"init"`` (a constant scale, calibrated once) or ``"running"`` (rescaled
+            on every batch to the reference's output-gradient norm).
     """
 
     kind = "grad_normalized"
 
     def __init__(
-        self, loss: Loss | Mapping[str, Any], reference: str = "ce", scale: float = 1.0
+        self,
+        loss: Loss | Mapping[str, Any],
+        reference: str = "ce",
+        scale: float = 1.0,
+        mode: str = "init",
     ) -> None:
         super().__init__()
         if isinstance(loss, Mapping):
@@ -100,12 +116,31 @@ class GradNormalized(Loss):
             raise ConfigError(f"grad_normalized: unknown reference {reference!r}; known: {known}")
         if not (math.isfinite(scale) and scale > 0):
             raise ConfigError(f"grad_normalized: scale must be finite and > 0, got {scale}")
+        if mode not in MODES:
+            raise ConfigError(f"grad_normalized: mode must be one of {MODES}, got {mode!r}")
         self.loss = loss
         self.reference = reference
         self.scale = float(scale)
+        self.mode = mode
+        # the reference loss, kept out of the module tree (no state in the spec or weights)
+        self.__dict__["_ref"] = get_baseline(reference)
 
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        return self.scale * self.loss(y_pred, y_true)
+        value = self.loss(y_pred, y_true)
+        if self.mode == "running":
+            return self.scale * self.running_factor(y_pred, y_true) * value
+        return self.scale * value
+
+    def running_factor(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        """``||d ref / d y_pred|| / ||d loss / d y_pred||`` on this batch, detached (1 when
+        the loss's output gradient is 0 or not finite)."""
+        z = y_pred.detach()
+        own = torch.func.grad(lambda q: self.loss(q, y_true))(z)
+        ref = torch.func.grad(lambda q: self._ref(q, y_true))(z)
+        own_n, ref_n = own.double().norm(), ref.double().norm()
+        ok = torch.isfinite(own_n) & (own_n > 0)
+        factor = torch.where(ok, ref_n / torch.where(ok, own_n, 1.0), 1.0)
+        return factor.to(value_dtype(y_pred)).detach()
 
     def calibrate(self, model: nn.Module, batches: Iterable[Batch]) -> GradNormalized:
         """Set ``scale`` so that this loss's mean gradient norm on ``batches`` equals the
@@ -133,13 +168,54 @@ class GradNormalized(Loss):
         return self.calibrate(task.make_model(seed), data)
 
     def config(self) -> dict[str, Any]:
-        return {"loss": self.loss.spec(), "reference": self.reference, "scale": self.scale}
+        out = {"loss": self.loss.spec(), "reference": self.reference, "scale": self.scale}
+        if self.mode != "init":  # specs saved before the mode existed stay identical
+            out["mode"] = self.mode
+        return out
 
     def describe(self) -> str:
+        if self.mode == "running":
+            return f"running-normalized({self.loss.describe()})"
         return f"{self.scale:.4g} * ({self.loss.describe()})"
 
     def extra_repr(self) -> str:
-        return f"reference={self.reference!r}, scale={self.scale!r}"
+        return f"reference={self.reference!r}, scale={self.scale!r}, mode={self.mode!r}"
 
 
-__all__ = ["GradNormalized", "grad_norm"]
+MODES = ("init", "running")
+#: the values of the methods' option ``normalize``
+NORMALIZE = ("none", *MODES)
+
+
+def value_dtype(t: Tensor) -> torch.dtype:
+    """The floating dtype of ``t`` (float32 for integer tensors)."""
+    return t.dtype if t.is_floating_point() else torch.float32
+
+
+def normalize(
+    loss: Loss, mode: str, task: Task | None = None, seed: int = 0, batches: int = 4
+) -> Loss:
+    """``loss`` under the option ``normalize=mode``: ``"none"`` returns it unchanged,
+    ``"init"`` wraps it in a :class:`GradNormalized` calibrated on ``task``'s model at
+    initialisation (``task.make_model(seed)``, ``batches`` seeded training batches),
+    ``"running"`` wraps it in the per-batch form (nothing to calibrate).
+
+    >>> import metaloss as ml
+    >>> task = ml.tasks.get("iris-linear")
+    >>> ce = ml.losses.get_loss("cross_entropy")
+    >>> normalize(ce, "none") is ce, round(normalize(ce, "init", task).scale, 4)
+    (True, 1.0)
+    """
+    if mode not in NORMALIZE:
+        raise ConfigError(f"option normalize must be one of {NORMALIZE}, got {mode!r}")
+    if mode == "none":
+        return loss
+    if mode == "running":
+        return GradNormalized(loss, mode="running")
+    if task is None:
+        raise ConfigError("normalize='init' needs a task to calibrate on")
+    wrapped = GradNormalized(loss).to(task.device)
+    return wrapped.calibrate_on_task(task, seed=seed, batches=batches)
+
+
+__all__ = ["NORMALIZE", "GradNormalized", "grad_norm", "normalize"]

@@ -29,6 +29,13 @@ from metaloss.meta.config import MethodConfig, opt
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "softplus", "leaky_relu", "smooth_leaky_relu")
 INITS = ("torch", "xavier", "kaiming")  # metaloss.losses.neural.INITS (no torch import here)
+# option normalize (metaloss.losses.normalized.NORMALIZE) and its help; scale-free options
+NORMALIZE = ("none", "init", "running")
+_NORM_HELP = ("rescale the learned loss to cross-entropy's gradient norm: at initialisation "
+              "or on every batch (a running ratio); kept in the returned loss")  # fmt: skip
+_LR_HELP = "meta-learn a learning-rate factor jointly, kept out of the loss (SGD only)"
+_LRS_HELP = ("fitness = best validation metric over these multiples of the fitness run's "
+             "learning rate, trained as one batched population (empty: off)")  # fmt: skip
 # the NeuralLoss fields of ML3 / AdaLFL (the rest of their configs is meta-training)
 LOSS_FIELDS = ("hidden", "activation", "output", "bias", "inputs", "residual_ce",
                "class_reduction", "beta", "gamma", "init")  # fmt: skip
@@ -89,6 +96,9 @@ class ML3MethodConfig(MethodConfig):
     beta: float = opt(10.0, "smooth_leaky_relu sharpness", gt=0)
     gamma: float = opt(0.01, "smooth_leaky_relu negative slope")
     init: str = opt("torch", "weight initialisation of the loss network", choices=INITS)
+    normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
+    learn_lr: bool = opt(False, _LR_HELP)
+    lr_meta_lr: float = opt(0.01, "Adam learning rate of the log learning rate (learn_lr)", gt=0)
 
     def check(self) -> None:
         if self.inner_nesterov and not self.inner_momentum > 0:
@@ -148,6 +158,9 @@ class AdaLFLMethodConfig(MethodConfig):
     beta: float = opt(10.0, "smooth_leaky_relu sharpness", gt=0)
     gamma: float = opt(0.01, "smooth_leaky_relu negative slope")
     init: str = opt("torch", "weight initialisation of the loss network", choices=INITS)
+    normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
+    learn_lr: bool = opt(False, _LR_HELP)
+    lr_meta_lr: float = opt(0.01, "Adam learning rate of the log learning rate (learn_lr)", gt=0)
 
     def loss_options(self) -> dict[str, Any]:
         """The :class:`~metaloss.losses.neural.NeuralLoss` arguments."""
@@ -180,6 +193,8 @@ class TaylorGLOConfig(MethodConfig):
     sigma: float = opt(1.2, "initial CMA-ES step size", gt=0)
     fitness_steps: int = opt(500, "training steps of each candidate's fitness run", ge=1)
     theta0: tuple[float, ...] | None = opt(None, "start of the search (None: TaylorLoss's)")
+    fitness_lrs: tuple[float, ...] = opt((), _LRS_HELP, gt=0)
+    normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
 
 
 @dataclass(frozen=True)
@@ -303,6 +318,8 @@ class GPLFLConfig(MethodConfig):
                                choices=("grow", "half"))  # fmt: skip
     root_weight: bool = opt(True, "a weight on the root edge (False: the EvoMAL reference)")
     reject_target_log: bool = opt(True, "reject trees taking the log of the target unevaluated")
+    fitness_lrs: tuple[float, ...] = opt((), _LRS_HELP, gt=0)
+    normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]

@@ -34,7 +34,9 @@ import torch
 from metaloss.errors import ConfigError
 from metaloss.evaluators import fitness as fitness_kinds
 from metaloss.evaluators.base import Candidate, Fitness
+from metaloss.evaluators.lr_grid import with_scale_free
 from metaloss.evaluators.serial import TrainFitness
+from metaloss.losses.normalized import normalize
 from metaloss.losses.symbolic import (
     SymbolicLoss,
     Tree,
@@ -406,6 +408,7 @@ def _learn_gp(
         filter_lr=cfg.filter_lr,
         filter_after_local=cfg.filter_after_local,
     )
+    fitness = with_scale_free(fitness, cfg.fitness_lrs, cfg.normalize)  # scale-free options
     ev = build_evaluator(evaluator, fitness, evaluator_options, method)
     generations = cfg.generations
     start = time.perf_counter()
@@ -430,7 +433,7 @@ def _learn_gp(
     return LearnResult(
         method=method,
         task=task.name,
-        loss=best,
+        loss=normalize(best, cfg.normalize, task, seed),
         seconds=time.perf_counter() - start,
         history=history,
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},

@@ -36,6 +36,9 @@ from metaloss import rundir
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ArtifactError, ConfigError
 from metaloss.losses.neural import NeuralLoss
+from metaloss.losses.normalized import NORMALIZE, GradNormalized
+from metaloss.losses.normalized import normalize as normalize_loss
+from metaloss.meta.learned_lr import LearnedLR, check_learn_lr
 from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
@@ -63,6 +66,9 @@ class AdaLFLConfig:
     nesterov: bool | None = None
     weight_decay: float | None = None
     batch_size: int | None = None
+    normalize: str = "none"  # "none", "init" or "running" (metaloss.losses.normalized)
+    learn_lr: bool = False  # meta-learn a learning-rate factor (metaloss.meta.learned_lr)
+    lr_meta_lr: float = 0.01
 
     def __post_init__(self) -> None:
         check_fields(
@@ -80,6 +86,11 @@ class AdaLFLConfig:
             raise ConfigError(
                 f"adalfl: meta_grad must be 'auto', 'jvp' or 'exact', got {self.meta_grad!r}"
             )
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(
+                f"adalfl: normalize must be one of {NORMALIZE}, got {self.normalize!r}"
+            )
+        check_learn_lr("adalfl", self.learn_lr, self.optimizer)
 
     def train_config(self, task: Task) -> TrainConfig:
         return task.defaults.with_(
@@ -105,31 +116,38 @@ def online_train(
     run_dir: str | Path | None = None,
     progress: bool = False,
     identity: dict[str, Any] | None = None,
+    rate: LearnedLR | None = None,
 ) -> dict[str, Any]:
     """Train a base model of ``task`` while adapting ``loss`` online (in place).
 
     With ``run_dir`` and ``checkpoint_every`` a checkpoint is written periodically and an
-    existing one is resumed. Returns model, metrics, history and loss snapshots.
+    existing one is resumed. Returns model, metrics, history and loss snapshots. With
+    ``rate`` (option ``learn_lr``) the base steps are taken at ``lr * rate.factor`` and the
+    factor is adapted by the same look-ahead as the loss (the exact meta-gradient).
     """
     tcfg = config.train_config(task)
     loss = loss.to(task.device)
     model = task.make_model(seed)
     buffers = mf.buffers_of(model)
-    opt = mf.clip_grad_norm(
-        mf.make_optimizer(
-            tcfg.optimizer,
-            tcfg.lr,
-            momentum=tcfg.momentum,
-            nesterov=tcfg.nesterov,
-            weight_decay=tcfg.weight_decay,
-        ),
-        config.max_grad_norm,
+    base = mf.make_optimizer(
+        tcfg.optimizer,
+        tcfg.lr,
+        momentum=tcfg.momentum,
+        nesterov=tcfg.nesterov,
+        weight_decay=tcfg.weight_decay,
     )
+    if rate is not None:
+        rate = rate.to(task.device)
+        base = rate.wrap(base)
+    opt = mf.clip_grad_norm(base, config.max_grad_norm)
     params = mf.params_of(model)
     state = opt.init(params)
     meta_params = [p for p in loss.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [{"params": meta_params}] if meta_params else []
+    if rate is not None and meta_params:
+        groups.append({"params": [rate.log_scale], "lr": config.lr_meta_lr})
     # a frozen loss (no trainable parameters) trains without look-ahead
-    meta_opt = torch.optim.Adam(meta_params, lr=config.meta_lr) if meta_params else None
+    meta_opt = torch.optim.Adam(groups, lr=config.meta_lr) if meta_params else None
     batches = Batcher(len(task.train), tcfg.batch_size, seed, task.device)
     queries = Batcher(
         len(task.val if config.query == "val" else task.train),
@@ -139,6 +157,8 @@ def online_train(
     )
     task_loss = task.task_loss()
     method = resolve_meta_grad(config.meta_grad, model)
+    if rate is not None:  # the jvp meta-gradient reaches the loss only
+        method = "exact"
     snap_at = {
         max(1, round(tcfg.steps * (i + 1) / config.snapshots)) for i in range(config.snapshots)
     }
@@ -159,6 +179,11 @@ def online_train(
                 batches.load_state_dict(ck["batches"])
                 queries.load_state_dict(ck["queries"])
                 snapshots, history, start_step = ck["snapshots"], ck["history"], int(ck["step"])
+                if rate is not None:
+                    with torch.no_grad():
+                        rate.log_scale.copy_(ck["log_lr"])
+                if "norm_scale" in ck:  # normalize="init": the factor calibrated before
+                    loss.scale = float(ck["norm_scale"])
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
                 raise ArtifactError(
                     f"{Path(run_dir) / 'checkpoint.json'}: state does not fit this run "
@@ -229,6 +254,12 @@ def online_train(
                         "queries": queries.state_dict(),
                         "snapshots": snapshots,
                         "history": history,
+                        **({"log_lr": rate.log_scale.detach()} if rate is not None else {}),
+                        **(
+                            {"norm_scale": torch.tensor(loss.scale, dtype=torch.float64)}
+                            if isinstance(loss, GradNormalized) and loss.mode == "init"
+                            else {}
+                        ),
                     },
                     identity,
                 )
@@ -379,7 +410,8 @@ def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
 
 def _guarded_step(loss: nn.Module, meta_opt: torch.optim.Optimizer) -> None:
     """Step the loss optimiser unless a meta-gradient is non-finite (one host sync)."""
-    grads = [p.grad for p in loss.parameters() if p.grad is not None]
+    params = [p for group in meta_opt.param_groups for p in group["params"]]
+    grads = [p.grad for p in params if p.grad is not None]
     if grads and bool(torch.isfinite(torch.stack([g.sum() for g in grads])).all()):
         meta_opt.step()
 
@@ -410,6 +442,9 @@ def offline_config(config: AdaLFLConfig, task: Task, init_lr: float | None = Non
         meta_lr=config.meta_lr,
         batch_size=tcfg.batch_size,
         inner_max_norm=config.max_grad_norm,
+        normalize=config.normalize,
+        learn_lr=config.learn_lr,
+        lr_meta_lr=config.lr_meta_lr,
     )
 
 
@@ -446,10 +481,17 @@ def learn_adalfl(
     start = time.perf_counter()
     init_hist: list[dict[str, float]] = []
     resuming = run_dir is not None and (Path(run_dir) / rundir.CHECKPOINT).exists()
+    tcfg = cfg.train_config(task)
+    rate = LearnedLR(init_lr or tcfg.lr) if cfg.learn_lr else None
     if cfg.init_steps and not resuming:
         ml3 = offline_config(cfg, task, init_lr)
-        init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress)
-    out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress)
+        init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress, rate=rate)
+    # the online phase and the returned loss use the normalisation of the offline phase
+    if cfg.normalize == "init" and resuming:  # its factor comes from the checkpoint
+        loss = GradNormalized(loss.to(task.device))
+    else:
+        loss = normalize_loss(loss.to(task.device), cfg.normalize, task, seed)
+    out = online_train(loss, task, cfg, seed=seed, run_dir=run_dir, progress=progress, rate=rate)
     seconds = time.perf_counter() - start
     history = [{"phase": "offline", **r} for r in init_hist] + [
         {"phase": "online", **r} for r in out["history"]
@@ -466,6 +508,11 @@ def learn_adalfl(
             "test_metric": out["test_metric"],
             "online_seconds": out["seconds"],
             "diverged": out["diverged"],
+            **(
+                {"learned_lr": tcfg.lr * rate.factor, "learned_lr_factor": rate.factor}
+                if rate is not None
+                else {}
+            ),
         },
         tensors={
             f"snapshot.{step}.{k}": v

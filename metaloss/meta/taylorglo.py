@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from metaloss.evaluators.lr_grid import with_scale_free
 from metaloss.evaluators.serial import TrainFitness
+from metaloss.losses.normalized import normalize
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import TaylorGLOConfig
@@ -58,6 +60,7 @@ def learn_taylorglo(
     search = CMAES(family, sigma=cfg.sigma, popsize=cfg.popsize, seed=seed)
     # The fitness run draws from the search stream: never the meta-test run of ``seed``.
     fitness = TrainFitness(task, steps=cfg.fitness_steps, seed=search_seed(seed, "fitness"))
+    fitness = with_scale_free(fitness, cfg.fitness_lrs, cfg.normalize)  # scale-free options
     ev = build_evaluator(evaluator, fitness, evaluator_options, "taylorglo")
     hof: dict[str, dict[str, Any]] = {}
 
@@ -81,7 +84,7 @@ def learn_taylorglo(
     return LearnResult(
         method="taylorglo",
         task=task.name,
-        loss=best,
+        loss=normalize(best, cfg.normalize, task, seed),
         seconds=time.perf_counter() - start,
         history=history,
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},

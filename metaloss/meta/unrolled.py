@@ -32,6 +32,9 @@ from torch import Tensor, nn
 from metaloss import functional as mf
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ArtifactError, ConfigError
+from metaloss.losses.normalized import NORMALIZE, GradNormalized
+from metaloss.losses.normalized import normalize as normalize_loss
+from metaloss.meta.learned_lr import LearnedLR, check_learn_lr
 from metaloss.progress import progress_bar
 from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
@@ -63,6 +66,14 @@ class ML3Config:
         grad_clip: clip the meta-gradient norm (0: off).
         inner_max_norm: clip the base model's gradient norm in the inner steps (0: off),
             differentiably (AdaLFL's stabiliser).
+        normalize: ``none``, ``init`` (the learned loss is rescaled at the start of every
+            meta step so that its parameter-gradient norm on the first support batch equals
+            the task loss's; the factor is detached) or ``running`` (rescaled on every
+            batch to the task loss's output-gradient norm,
+            :class:`~metaloss.losses.normalized.GradNormalized`).
+        learn_lr: meta-learn a learning-rate factor jointly, kept out of the loss
+            (:mod:`metaloss.meta.learned_lr`); SGD inner optimiser only.
+        lr_meta_lr: Adam learning rate of the log learning-rate factor.
     """
 
     meta_steps: int = 250
@@ -79,6 +90,9 @@ class ML3Config:
     query: str = "next"
     grad_clip: float = 0.0
     inner_max_norm: float = 0.0
+    normalize: str = "none"
+    learn_lr: bool = False
+    lr_meta_lr: float = 0.01
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,6 +109,11 @@ class ML3Config:
             raise ConfigError(f"ml3: query must be next, same or val, got {self.query!r}")
         if self.meta_lr <= 0 or (self.inner_lr is not None and self.inner_lr <= 0):
             raise ConfigError("ml3: learning rates must be > 0")
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(f"ml3: normalize must be one of {NORMALIZE}, got {self.normalize!r}")
+        if not self.lr_meta_lr > 0:
+            raise ConfigError(f"ml3: lr_meta_lr must be > 0, got {self.lr_meta_lr}")
+        check_learn_lr("ml3", self.learn_lr, self.inner_optimizer)
 
 
 def task_objective(task: Task) -> Objective:
@@ -157,7 +176,12 @@ def unrolled_meta_step(
 
 
 class MetaStepper:
-    """The ML3 meta step as an object, reusable by ML3, AdaLFL and EvoMAL's local search."""
+    """The ML3 meta step as an object, reusable by ML3, AdaLFL and EvoMAL's local search.
+
+    With ``config.learn_lr`` the learning-rate factor is :attr:`rate` (a given ``rate`` is
+    shared, e.g. with AdaLFL's online phase); ``config.normalize`` rescales the learned
+    loss in the inner steps (see :class:`ML3Config`).
+    """
 
     def __init__(
         self,
@@ -166,6 +190,7 @@ class MetaStepper:
         config: ML3Config,
         seed: int = 0,
         objective: Objective | None = None,
+        rate: LearnedLR | None = None,
     ) -> None:
         self.loss, self.task, self.config, self.seed = loss.to(task.device), task, config, seed
         self.objective = objective or task_objective(task)
@@ -174,18 +199,28 @@ class MetaStepper:
         self.batches = Batcher(len(task.train), bs, search_seed(seed, "meta-batches"), task.device)
         self.val_batches = Batcher(len(task.val), bs, search_seed(seed, "meta-val"), task.device)
         lr = config.inner_lr if config.inner_lr is not None else task.defaults.lr
-        self.inner_opt = mf.clip_grad_norm(
-            mf.make_optimizer(
-                config.inner_optimizer,
-                lr,
-                momentum=config.inner_momentum,
-                nesterov=config.inner_nesterov,
-                weight_decay=config.inner_weight_decay,
-            ),
-            config.inner_max_norm,
+        base = mf.make_optimizer(
+            config.inner_optimizer,
+            lr,
+            momentum=config.inner_momentum,
+            nesterov=config.inner_nesterov,
+            weight_decay=config.inner_weight_decay,
         )
+        self.rate = (rate or LearnedLR(lr)).to(task.device) if config.learn_lr else None
+        if self.rate is not None:
+            base = self.rate.wrap(base)
+        self.inner_opt = mf.clip_grad_norm(base, config.inner_max_norm)
         self.meta_params = [p for p in self.loss.parameters() if p.requires_grad]
-        self.meta_opt = torch.optim.Adam(self.meta_params, lr=config.meta_lr)
+        groups: list[dict[str, Any]] = [{"params": self.meta_params}]
+        if self.rate is not None:
+            groups.append({"params": [self.rate.log_scale], "lr": config.lr_meta_lr})
+            self.meta_params = [*self.meta_params, self.rate.log_scale]
+        self.meta_opt = torch.optim.Adam(groups, lr=config.meta_lr)
+        self.step_loss: nn.Module = self.loss
+        if config.normalize == "running":
+            self.step_loss = GradNormalized(self.loss, mode="running")  # type: ignore[arg-type]
+        self.reference = task.task_loss()
+        self.norm_scale: Tensor | float = 1.0  # the factor of normalize="init"
         self.model = task.make_model(search_seed(seed, "meta-init"))
         self.buffers = mf.buffers_of(self.model)
         self.step_count = 0
@@ -210,7 +245,10 @@ class MetaStepper:
 
         def inner_loss(params: mf.Params, k: int) -> Tensor:
             last[:] = self._batch("train")
-            return self.loss(mf.forward(self.model, params, last[0], self.buffers), last[1])
+            if cfg.normalize == "init" and k == 0:
+                self.norm_scale = self.init_scale(params, *last)
+            value = self.step_loss(mf.forward(self.model, params, last[0], self.buffers), last[1])
+            return value * self.norm_scale if cfg.normalize == "init" else value
 
         def objective(params: mf.Params) -> Tensor:
             if cfg.query == "same":
@@ -228,6 +266,22 @@ class MetaStepper:
         self.step_count += 1
         return float(meta_value.detach())
 
+    def init_scale(self, params: mf.Params, x: Tensor, y: Tensor) -> Tensor:
+        """``||d task_loss / d params|| / ||d loss / d params||`` on ``(x, y)`` at ``params``,
+        detached (1 when the loss's gradient is 0 or not finite)."""
+        p = mf.detach(params)
+        out = mf.forward(self.model, p, x, self.buffers)
+        leaves = list(p.values())
+
+        def norm(value: Tensor, keep: bool) -> Tensor:
+            grads = torch.autograd.grad(value, leaves, retain_graph=keep, allow_unused=True)
+            return torch.stack([g.double().pow(2).sum() for g in grads if g is not None]).sum()
+
+        ref = norm(self.reference(out, y), True).sqrt()
+        own = norm(self.loss(out, y), False).sqrt()
+        ok = torch.isfinite(own) & (own > 0) & torch.isfinite(ref)
+        return torch.where(ok, ref / torch.where(ok, own, 1.0), 1.0).float().detach()
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue meta-training exactly (for checkpoints)."""
         return {
@@ -238,6 +292,7 @@ class MetaStepper:
             "val_batches": self.val_batches.state_dict(),
             "params": self.params,
             "state": self.state,
+            **({"log_lr": self.rate.log_scale.detach().clone()} if self.rate is not None else {}),
         }
 
     def load_state_dict(self, ck: dict[str, Any]) -> None:
@@ -248,6 +303,9 @@ class MetaStepper:
         self.val_batches.load_state_dict(ck["val_batches"])
         self.params = {k: v.requires_grad_() for k, v in ck["params"].items()}
         self.state = ck["state"]
+        if self.rate is not None:
+            with torch.no_grad():
+                self.rate.log_scale.copy_(ck["log_lr"])
 
 
 def meta_train(
@@ -261,6 +319,7 @@ def meta_train(
     run_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     identity: dict[str, Any] | None = None,
+    rate: LearnedLR | None = None,
 ) -> list[dict[str, float]]:
     """Meta-train ``loss`` in place with ML3; returns the history (one row per meta step).
 
@@ -268,9 +327,10 @@ def meta_train(
     existing one is resumed, continuing exactly where it stopped. ``identity`` (the config
     and task the run belongs to) is stored in the checkpoint; resuming with another
     identity is refused (:class:`~metaloss.errors.ArtifactError` naming the fields).
+    With ``config.learn_lr``, ``rate`` (if given) is the learning-rate factor trained.
     """
     config = config or ML3Config()
-    stepper = MetaStepper(loss, task, config, seed, objective)
+    stepper = MetaStepper(loss, task, config, seed, objective, rate=rate)
     history: list[dict[str, float]] = []
     if identity is None:
         identity = run_identity("ml3", task, seed, config.__dict__, loss)
@@ -293,6 +353,8 @@ def meta_train(
             history.append(
                 {"meta_step": i + 1, "meta_loss": value, "seconds": time.perf_counter() - start}
             )
+            if stepper.rate is not None:
+                history[-1]["lr"] = stepper.rate.lr
             info = f"meta-loss {value:.4f}" if (i + 1) % log_every == 0 else None
             advance(1, info=info)
             if not math.isfinite(value):
@@ -323,7 +385,8 @@ def run_identity(
             if k not in ("checkpoint_every", "meta_steps", "steps")
         },
         "loss.kind": spec.get("kind"),
-        **{f"loss.{k}": v for k, v in (spec.get("config") or {}).items()},
+        # a normalised loss's calibrated scale is state (checkpointed), not identity
+        **{f"loss.{k}": v for k, v in (spec.get("config") or {}).items() if k != "scale"},
     }
 
 
@@ -368,6 +431,7 @@ def learn_ml3(
     loss_given = loss is not None
     if loss is None:
         loss = NeuralLoss(**method_cfg.loss_options(), seed=seed)
+    rate = LearnedLR(cfg.inner_lr or task.defaults.lr) if cfg.learn_lr else None
     start = time.perf_counter()
     history = meta_train(
         loss,
@@ -378,11 +442,17 @@ def learn_ml3(
         progress=progress,
         run_dir=run_dir,
         checkpoint_every=checkpoint_every if run_dir is not None else 0,
+        rate=rate,
     )
     seconds = time.perf_counter() - start
     cfg_dict = {k: v for k, v in cfg.__dict__.items() if k != "extra"}
     if not loss_given:  # the loss the config describes: record its architecture too
         cfg_dict = method_cfg.to_dict()
+    info: dict[str, Any] = {"meta_steps_per_s": f"{cfg.meta_steps / max(seconds, 1e-9):.1f}"}
+    if rate is not None:  # reported, not in the loss: meta-test still tunes the lr
+        info.update(learned_lr=rate.lr, learned_lr_factor=rate.factor)
+    # the returned loss carries the normalisation of meta-training (saved in its spec)
+    loss = normalize_loss(loss, cfg.normalize, task, seed)
     return LearnResult(
         method="ml3",
         task=task.name,
@@ -390,5 +460,5 @@ def learn_ml3(
         seconds=seconds,
         history=history,
         config={**cfg_dict, "seed": seed},
-        info={"meta_steps_per_s": f"{cfg.meta_steps / max(seconds, 1e-9):.1f}"},
+        info=info,
     )
