@@ -228,7 +228,7 @@ def evaluate(
             row_config = config
             if tune:
                 if online is not None:
-                    from metaloss.meta.online import continue_online
+                    from metaloss.meta.online_eval import continue_online
 
                     def one_run(t: Task, s: int, lr: float, run: Path = online) -> float:
                         return continue_online(
@@ -243,7 +243,7 @@ def evaluate(
             start = time.perf_counter()
             for s in seed_list:
                 if online is not None:
-                    from metaloss.meta.online import continue_online
+                    from metaloss.meta.online_eval import continue_online
 
                     res = continue_online(online, task, seed=s, config=row_config)
                 else:
@@ -291,6 +291,6 @@ def _online_source(spec: str | Loss | Path, frozen: bool) -> Path | None:
     """The run directory of an AdaLFL run that keeps adapting online (None otherwise)."""
     if frozen or isinstance(spec, Loss) or not Path(str(spec)).is_dir():
         return None
-    from metaloss.meta.online import is_online_loss
+    from metaloss.meta.online_eval import is_online_loss
 
     return Path(str(spec)) if is_online_loss(Path(str(spec))) else None

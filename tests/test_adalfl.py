@@ -213,7 +213,7 @@ def test_offline_initialisation_uses_the_tasks_optimiser(iris):
 
 
 def test_continue_online_adapts_the_saved_loss_and_frozen_does_not(iris, tmp_path):
-    from metaloss.meta.online import continue_online, is_online_loss
+    from metaloss.meta.online_eval import continue_online, is_online_loss
 
     run = ml.learn("adalfl", iris, init_steps=5, steps=30, lr=0.1, snapshots=0, seed=0)
     run.save(tmp_path / "ada")
@@ -246,7 +246,7 @@ def test_continue_online_adapts_the_saved_loss_and_frozen_does_not(iris, tmp_pat
 def test_continue_online_reuses_the_runs_adaptation_settings(iris, tmp_path):
     """With the run's meta_lr=0 the loss stays put, and the model equals frozen training
     under the same functional optimiser (online_train with a frozen loss)."""
-    from metaloss.meta.online import continue_online
+    from metaloss.meta.online_eval import continue_online
 
     run = ml.learn("adalfl", iris, init_steps=0, steps=5, meta_lr=0.0, snapshots=0)
     run.save(tmp_path)
@@ -262,7 +262,7 @@ def test_continue_online_reuses_the_runs_adaptation_settings(iris, tmp_path):
 
 def test_evaluate_continues_adalfl_online_unless_frozen(tmp_path):
     """ml.evaluate on an AdaLFL run adapts the loss online (the method's protocol)."""
-    from metaloss.meta.online import continue_online
+    from metaloss.meta.online_eval import continue_online
     from metaloss.tuning import TuneConfig
 
     task = ml.tasks.get("iris-linear")

@@ -90,7 +90,7 @@ def train(
     name, loss_fn = resolve_loss(loss)
     online = _online_source(loss, frozen)
     if online is not None:  # AdaLFL: the loss keeps adapting while it trains the model
-        from metaloss.meta.online import continue_online
+        from metaloss.meta.online_eval import continue_online
 
         config = t.defaults.with_(steps=steps, lr=lr, batch_size=batch_size, **extra)
         res = continue_online(online, t, seed=seed, config=config, progress=not as_json)

@@ -17,18 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from metaloss import functional as mf
@@ -39,11 +34,15 @@ from metaloss.losses.neural import NeuralLoss
 from metaloss.losses.normalized import NORMALIZE, GradNormalized
 from metaloss.losses.normalized import normalize as normalize_loss
 from metaloss.meta.learned_lr import LearnedLR, check_learn_lr
+from metaloss.meta.online_step import (
+    online_step,
+    resolve_meta_grad,
+)
 from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.training import Batcher, TrainResult, evaluate_model, is_collapsed, worst_metric
+from metaloss.training import Batcher, evaluate_model, worst_metric
 from metaloss.validate import check_fields
 
 
@@ -186,7 +185,7 @@ def online_train(
                     loss.scale = float(ck["norm_scale"])
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
                 raise ArtifactError(
-                    f"{Path(run_dir) / 'checkpoint.json'}: state does not fit this run "
+                    f"{Path(run_dir) / rundir.CHECKPOINT}: state does not fit this run "
                     f"({type(exc).__name__})"
                 ) from None
     qsplit = task.val if config.query == "val" else task.train
@@ -282,138 +281,6 @@ def online_train(
         "snapshots": snapshots,
         "diverged": diverged or not finite,
     }
-
-
-def resolve_meta_grad(meta_grad: str, model: nn.Module) -> str:
-    """``auto`` picks the forward-mode (``jvp``) meta-gradient for convolutional models, where
-    it is faster than the double backward (LeNet-5 on CPU: 3.3x vs 4.2x the cost of a
-    cross-entropy step), and ``exact`` for the rest (MLPs: 5.3x vs 4.8x) and for models with
-    dropout, where the two forward passes the jvp needs would draw different masks."""
-    if meta_grad != "auto":
-        return meta_grad
-    modules = list(model.modules())
-    stochastic = any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in modules)
-    conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in modules)
-    return "jvp" if conv and not stochastic else "exact"
-
-
-def online_step(
-    model: nn.Module,
-    params: mf.Params,
-    state: mf.State,
-    opt: mf.Optimizer,
-    loss: nn.Module,
-    batch: tuple[torch.Tensor, torch.Tensor],
-    query: tuple[torch.Tensor, torch.Tensor] | None,
-    meta_opt: torch.optim.Optimizer | None,
-    task_loss: nn.Module,
-    buffers: mf.Params | None = None,
-    method: str = "jvp",
-) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
-    """One AdaLFL step: base-model update under ``loss`` and, with a ``query`` batch, one
-    update of the loss parameters through the look-ahead. Returns the detached new params,
-    optimiser state, the learned-loss value and the look-ahead task loss (or ``None``).
-
-    ``method="exact"`` differentiates through the update by double backward through the
-    model. ``method="jvp"`` computes the same meta-gradient without it: with
-    ``v = d look_ahead / d theta'`` and ``w = v^T d theta' / d g`` (a cheap vector-Jacobian
-    product through the element-wise optimiser update), the meta-gradient is
-    ``d/d phi [u . dL_phi/d y_hat]`` where ``u = J_theta(y_hat) w`` is one forward-mode
-    product through the model; only the small loss network is differentiated twice.
-    """
-    if query is None or method == "exact":
-        return _online_step_exact(
-            model, params, state, opt, loss, batch, query, meta_opt, task_loss, buffers
-        )
-    if method != "jvp":
-        raise ConfigError(f"online_step: method must be 'jvp' or 'exact', got {method!r}")
-    x, y = batch
-    p0 = mf.detach(params)
-    value = loss(mf.forward(model, p0, x, buffers), y)
-    g = {k: v.detach() for k, v in mf.grad(value, p0).items()}
-    pd, s0 = mf.detach(p0, requires_grad=False), mf.detach_state(state)
-    new, new_state = opt.update(pd, g, s0)
-    new = mf.detach(new)
-    with _frozen_running_stats(model):  # the batch was already counted by the step above
-        look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
-    v = mf.grad(look_ahead, new)
-    keys = list(g)
-
-    if opt.grad_slope is not None:  # SGD (any momentum): the update is affine in g
-        slope = opt.grad_slope(s0)
-        w = {k: slope * v[k] for k in keys}
-    else:
-
-        def update(*gs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            out, _ = opt.update(pd, dict(zip(keys, gs)), s0)
-            return tuple(out[k] for k in keys)
-
-        _, pullback = torch.func.vjp(update, *(g[k] for k in keys))
-        w = dict(zip(keys, pullback(tuple(v[k] for k in keys))))
-    with _frozen_running_stats(model), fwAD.dual_level():
-        dual = {k: fwAD.make_dual(pd[k], w[k]) for k in keys}
-        y_hat, u = fwAD.unpack_dual(mf.forward(model, dual, x, buffers))
-    assert meta_opt is not None, "a query batch needs a loss optimiser"
-    y_hat = y_hat.detach().requires_grad_()
-    (dl,) = torch.autograd.grad(loss(y_hat, y), y_hat, create_graph=True)
-    meta_opt.zero_grad(set_to_none=True)
-    (dl * u.detach()).sum().backward()
-    _guarded_step(loss, meta_opt)
-    return mf.detach(new), mf.detach_state(new_state), value.detach(), look_ahead.detach()
-
-
-def _online_step_exact(
-    model: nn.Module,
-    params: mf.Params,
-    state: mf.State,
-    opt: mf.Optimizer,
-    loss: nn.Module,
-    batch: tuple[torch.Tensor, torch.Tensor],
-    query: tuple[torch.Tensor, torch.Tensor] | None,
-    meta_opt: torch.optim.Optimizer | None,
-    task_loss: nn.Module,
-    buffers: mf.Params | None = None,
-) -> tuple[mf.Params, mf.State, torch.Tensor, torch.Tensor | None]:
-    x, y = batch
-    new, state, value = mf.inner_step(
-        model, params, state, opt, loss, x, y, create_graph=query is not None, buffers=buffers
-    )
-    look_ahead = None
-    if query is not None:
-        with _frozen_running_stats(model):
-            look_ahead = task_loss(mf.forward(model, new, query[0], buffers), query[1])
-        assert meta_opt is not None, "a query batch needs a loss optimiser"
-        meta_opt.zero_grad(set_to_none=True)
-        look_ahead.backward()
-        _guarded_step(loss, meta_opt)
-        look_ahead = look_ahead.detach()
-    return mf.detach(new), mf.detach_state(state), value.detach(), look_ahead
-
-
-@contextmanager
-def _frozen_running_stats(model: nn.Module) -> Iterator[None]:
-    """Batch norm in training mode without updating running statistics: the extra forward
-    passes (the look-ahead on the query batch, the jvp's re-run of the support batch) must
-    not count a batch twice, nor put validation inputs into the statistics (``query="val"``),
-    and transforms must not mutate captured buffers. Normalisation still uses the batch's
-    own statistics, exactly as in the counted training-mode pass."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    tracked = [m.track_running_stats for m in norms]
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m, t in zip(norms, tracked):
-            m.track_running_stats = t
-
-
-def _guarded_step(loss: nn.Module, meta_opt: torch.optim.Optimizer) -> None:
-    """Step the loss optimiser unless a meta-gradient is non-finite (one host sync)."""
-    params = [p for group in meta_opt.param_groups for p in group["params"]]
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads and bool(torch.isfinite(torch.stack([g.sum() for g in grads])).all()):
-        meta_opt.step()
 
 
 def _snapshot(loss: nn.Module) -> dict[str, torch.Tensor]:
@@ -522,96 +389,10 @@ def learn_adalfl(
     )
 
 
-# AdaLFL settings that define how the loss keeps adapting (read back from a run's config).
-ONLINE_FIELDS = ("adapt_every", "meta_lr", "query", "meta_grad", "max_grad_norm")
+def __getattr__(name: str) -> Any:
+    """The meta-test side lives in :mod:`metaloss.meta.online_eval` (kept importable here)."""
+    if name in ("ONLINE_FIELDS", "OnlineTrainResult", "continue_online", "is_online_loss"):
+        from metaloss.meta import online_eval
 
-
-def is_online_loss(spec: str | Path | Mapping[str, Any]) -> bool:
-    """True when a run (its directory, its ``spec.json`` path or the parsed spec) was made by
-    AdaLFL, whose loss is meant to keep adapting while it trains a model.
-
-    Example:
-        >>> is_online_loss({"method": "adalfl"}), is_online_loss({"method": "ml3"})
-        (True, False)
-    """
-    if not isinstance(spec, Mapping):
-        from metaloss import io
-
-        spec, _ = io.read_spec(spec)
-    return spec.get("method") == "adalfl"
-
-
-@dataclass
-class OnlineTrainResult(TrainResult):
-    """A :class:`~metaloss.training.TrainResult` plus the loss as it was at the end of the
-    run (adapted online, or the loss itself when frozen)."""
-
-    loss: nn.Module | None = None
-
-
-def continue_online(
-    source: str | Path | nn.Module,
-    task: Task,
-    seed: int = 0,
-    config: TrainConfig | None = None,
-    frozen: bool = False,
-    progress: bool = False,
-    **options: Any,
-) -> OnlineTrainResult:
-    """Train a fresh model of ``task`` as AdaLFL does at meta-test time: the saved loss is the
-    *starting* loss and keeps adapting online through the whole run.
-
-    ``source`` is an AdaLFL run directory (its adaptation settings ``adapt_every``,
-    ``meta_lr``, ``query``, ``meta_grad``, ``max_grad_norm`` are reused) or a loss module
-    (AdaLFL's defaults). ``config`` is the training protocol (default: the task's);
-    ``options`` override the adaptation settings. ``frozen=True`` trains with the loss as
-    saved, never updated (:func:`metaloss.train`). The source loss is never modified: the
-    adapted copy is returned in ``result.loss``.
-
-    Example:
-        >>> import metaloss as ml
-        >>> task = ml.tasks.get("iris-linear")
-        >>> loss = ml.losses.NeuralLoss.adalfl(seed=0)
-        >>> res = continue_online(loss, task, seed=0, config=task.defaults.with_(steps=20))
-        >>> res.steps, res.test_metric <= 1.0
-        (20, True)
-    """
-    from metaloss import io
-    from metaloss.training import train
-
-    unknown = sorted(set(options) - set(ONLINE_FIELDS))
-    if unknown:
-        raise ConfigError(f"continue_online: unknown options {unknown}; use {list(ONLINE_FIELDS)}")
-    if isinstance(source, nn.Module):
-        loss, saved = copy.deepcopy(source), {}
-    else:
-        spec, run_dir = io.read_spec(source)
-        if not frozen and not is_online_loss(spec):
-            raise ConfigError(
-                f"{run_dir}: not an AdaLFL run (method {spec.get('method')!r}); "
-                "its loss can only be used frozen (frozen=True)"
-            )
-        loss = io.load(run_dir)
-        saved = spec.get("config") if isinstance(spec.get("config"), dict) else {}
-    config = config or task.defaults
-    if frozen:
-        res = train(task, loss, config, seed=seed, progress=progress)
-        fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
-        return OnlineTrainResult(**fields, loss=loss)
-    settings = {k: saved[k] for k in ONLINE_FIELDS if saved.get(k) is not None}
-    adalfl = AdaLFLConfig(init_steps=0, snapshots=0, checkpoint_every=0, **{**settings, **options})
-    out = online_train(
-        loss, dataclasses.replace(task, defaults=config), adalfl, seed=seed, progress=progress
-    )
-    return OnlineTrainResult(
-        model=out["model"],
-        val_metric=out["val_metric"],
-        test_metric=out["test_metric"],
-        metric=task.metric_name,
-        steps=config.steps,
-        seconds=out["seconds"],
-        diverged=out["diverged"],
-        history=out["history"],
-        collapsed=not out["diverged"] and is_collapsed(task, out["val_metric"]),
-        loss=loss,
-    )
+        return getattr(online_eval, name)
+    raise AttributeError(name)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from metaloss import functional as mf
+from metaloss import rundir
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ArtifactError, ConfigError
 from metaloss.losses.normalized import NORMALIZE, GradNormalized
@@ -342,7 +343,7 @@ def meta_train(
                 history = list(ck["history"])
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
                 raise ArtifactError(
-                    f"{Path(run_dir) / 'checkpoint.json'}: state does not fit this run "
+                    f"{Path(run_dir) / rundir.CHECKPOINT}: state does not fit this run "
                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
                 ) from None
     start = time.perf_counter()
