@@ -72,7 +72,13 @@ from torch import Tensor
 
 from metaloss.errors import ConfigError
 from metaloss.evaluators import fitness as fitness_kinds
-from metaloss.evaluators.base import Candidate, Fitness, FitnessFunction, failure_reason
+from metaloss.evaluators.base import (
+    Candidate,
+    Fitness,
+    FitnessFunction,
+    failure_reason,
+    stop_steps,
+)
 from metaloss.evaluators.memory import auto_chunk_size, available_memory, member_bytes
 from metaloss.evaluators.serial import SerialEvaluator, TrainFitness
 from metaloss.evaluators.stacked import (
@@ -196,7 +202,8 @@ class BatchedEvaluator:
         try:
             if self.fallback_reason is not None:  # an earlier chunk found vmap unusable
                 raise VmapError(self.fallback_reason)
-            trained = train_stack(task, config, seed, losses, self.check_every)
+            marks = [stop_steps(cands[i], config.steps) for i in members]
+            trained = train_stack(task, config, seed, losses, self.check_every, marks=marks)
         except VmapError as exc:
             if self.fallback_reason is None:
                 self._fall_back(f"vmap cannot run this model ({exc})")

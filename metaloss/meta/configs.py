@@ -180,6 +180,20 @@ class TaylorGLOConfig(MethodConfig):
     sigma: float = opt(1.2, "initial CMA-ES step size", gt=0)
     fitness_steps: int = opt(500, "training steps of each candidate's fitness run", ge=1)
     theta0: tuple[float, ...] | None = opt(None, "start of the search (None: TaylorLoss's)")
+    early_stop: bool = opt(
+        False,
+        "stop a candidate whose validation metric at a checkpoint is "
+        "above the previous generation's quantile there (+ margin)",
+    )
+    early_stop_at: tuple[float, ...] = opt(
+        (0.25, 0.5), "early-stopping checkpoints (fractions of fitness_steps)", gt=0
+    )
+    early_stop_quantile: float = opt(
+        0.5,
+        "quantile of the previous generation's checkpoint metrics that a candidate must not exceed",
+        gt=0,
+    )
+    early_stop_margin: float = opt(0.0, "added to the early-stopping threshold (metric units)")
 
 
 @dataclass(frozen=True)
@@ -303,6 +317,20 @@ class GPLFLConfig(MethodConfig):
                                choices=("grow", "half"))  # fmt: skip
     root_weight: bool = opt(True, "a weight on the root edge (False: the EvoMAL reference)")
     reject_target_log: bool = opt(True, "reject trees taking the log of the target unevaluated")
+    early_stop: bool = opt(
+        False,
+        "stop a candidate whose validation metric at a checkpoint is "
+        "above the previous generation's quantile there (+ margin)",
+    )
+    early_stop_at: tuple[float, ...] = opt(
+        (0.25, 0.5), "early-stopping checkpoints (fractions of fitness_steps)", gt=0
+    )
+    early_stop_quantile: float = opt(
+        0.5,
+        "quantile of the previous generation's checkpoint metrics that a candidate must not exceed",
+        gt=0,
+    )
+    early_stop_margin: float = opt(0.0, "added to the early-stopping threshold (metric units)")
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]

@@ -47,6 +47,7 @@ from metaloss.losses.symbolic import (
 from metaloss.losses.symbolic.gp import TARGET_LOG_REASON, log_of_target
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import EvoMALConfig, GPLFLConfig
+from metaloss.meta.early_stop import early_stop_of
 from metaloss.meta.search import run_search
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
@@ -390,6 +391,7 @@ def _learn_gp(
     evaluator_options: Mapping[str, Any] | None,
 ) -> LearnResult:
     method = cfg.method
+    stop = early_stop_of(cfg)  # checked before any work
     learn_weights = isinstance(cfg, EvoMALConfig)
     search = GPSearch(
         population=cfg.population, learn_weights=learn_weights, seed=seed, **cfg.gp_options()
@@ -409,7 +411,8 @@ def _learn_gp(
     ev = build_evaluator(evaluator, fitness, evaluator_options, method)
     generations = cfg.generations
     start = time.perf_counter()
-    history = run_search(search, ev, generations, run_dir, progress, f"{method} {task.name}")
+    name = f"{method} {task.name}"
+    history = run_search(search, ev, generations, run_dir, progress, name, early_stop=stop)
     hof = search.hall_of_fame()
     if not hof:
         raise ConfigError(f"{method}: every candidate was rejected; try a larger budget")

@@ -22,6 +22,7 @@ from metaloss.evaluators.serial import TrainFitness
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import TaylorGLOConfig
+from metaloss.meta.early_stop import early_stop_of
 from metaloss.meta.evolution import CMAES, VectorFamily
 from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
@@ -53,6 +54,7 @@ def learn_taylorglo(
         (2, 2)
     """
     cfg = TaylorGLOConfig.resolve(config, overrides)
+    stop = early_stop_of(cfg)  # checked before any work
     theta0 = list(cfg.theta0) if cfg.theta0 is not None else None
     family = VectorFamily(TaylorLoss(theta0))
     search = CMAES(family, sigma=cfg.sigma, popsize=cfg.popsize, seed=seed)
@@ -74,8 +76,9 @@ def learn_taylorglo(
 
     start = time.perf_counter()
     history = run_search(
-        search, ev, cfg.generations, run_dir, progress, f"taylorglo {task.name}", record
-    )
+        search, ev, cfg.generations, run_dir, progress, f"taylorglo {task.name}", record,
+        early_stop=stop,
+    )  # fmt: skip
     best = search.best_loss()
     top = sorted(hof.values(), key=lambda r: r["fitness"])[:10]
     return LearnResult(
