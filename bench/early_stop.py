@@ -10,6 +10,7 @@ validation, then 3 reporting seeds at the task's full training budget).
 
     python bench/early_stop.py                       # digits-mlp + mnist1d-mlp, 3 seeds
     python bench/early_stop.py --tasks digits-mlp --seeds 1 --methods taylorglo
+    python bench/early_stop.py --rules 0.25,0.5   # one rule (default: two, see --rules)
 
 Budgets are reduced (a few minutes per run on one CPU core): see ``BUDGETS``.
 """
@@ -71,47 +72,58 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["taylorglo", "evomal"])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--eval-seeds", type=int, default=3)
-    ap.add_argument("--at", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument(
+        "--rules",
+        nargs="+",
+        default=["0.25,0.5", "0.1,0.2,0.4"],
+        help="checkpoint sets to compare with no early stopping (comma-separated fractions)",
+    )
     ap.add_argument("--quantile", type=float, default=0.5)
     ap.add_argument("--margin", type=float, default=0.0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    on = {
-        "early_stop": True,
-        "early_stop_at": tuple(args.at),
-        "early_stop_quantile": args.quantile,
-        "early_stop_margin": args.margin,
-    }
+    rules = [
+        {
+            "early_stop": True,
+            "early_stop_at": tuple(float(f) for f in rule.split(",")),
+            "early_stop_quantile": args.quantile,
+            "early_stop_margin": args.margin,
+        }
+        for rule in args.rules
+    ]
     runs = []
     for name in args.tasks:
         task = ml.tasks.get(name)
         for method in args.methods:
             for seed in range(args.seeds):
-                for stop in ({"early_stop": False}, on):
+                for stop in ({"early_stop": False}, *rules):
                     runs.append(one(task, method, seed, stop, args.eval_seeds))
     summary = []
     for name in args.tasks:
         for method in args.methods:
-            off = [r for r in runs if (r["task"], r["method"]) == (name, method)]
-            base = [r for r in off if not r["early_stop"]["early_stop"]]
-            es = [r for r in off if r["early_stop"]["early_stop"]]
-            summary.append(
-                {
-                    "task": name,
-                    "method": method,
-                    "steps_off": sum(r["train_steps"] for r in base),
-                    "steps_on": sum(r["train_steps"] for r in es),
-                    "step_ratio": sum(r["train_steps"] for r in base)
-                    / max(1, sum(r["train_steps"] for r in es)),
-                    "wall_ratio": sum(r["search_s"] for r in base)
-                    / max(1e-9, sum(r["search_s"] for r in es)),
-                    "test_error_off": [round(r["test_error"], 4) for r in base],
-                    "test_error_on": [round(r["test_error"], 4) for r in es],
-                }
-            )
-            print(summary[-1], flush=True)
-    write_result("early_stop", {"runs": runs, "summary": summary, "rule": on}, args.out)
+            mine = [r for r in runs if (r["task"], r["method"]) == (name, method)]
+            base = [r for r in mine if not r["early_stop"]["early_stop"]]
+            for rule in rules:
+                es = [r for r in mine if r["early_stop"] == rule]
+                summary.append(
+                    {
+                        "task": name,
+                        "method": method,
+                        "early_stop_at": rule["early_stop_at"],
+                        "steps_off": sum(r["train_steps"] for r in base),
+                        "steps_on": sum(r["train_steps"] for r in es),
+                        "step_ratio": sum(r["train_steps"] for r in base)
+                        / max(1, sum(r["train_steps"] for r in es)),
+                        "wall_ratio": sum(r["search_s"] for r in base)
+                        / max(1e-9, sum(r["search_s"] for r in es)),
+                        "test_error_off": [round(r["test_error"], 4) for r in base],
+                        "test_error_on": [round(r["test_error"], 4) for r in es],
+                    }
+                )
+                print(summary[-1], flush=True)
+    name = "early_stop_" + "_".join(args.tasks)
+    write_result(name, {"runs": runs, "summary": summary, "rules": rules}, args.out)
 
 
 if __name__ == "__main__":
