@@ -34,11 +34,14 @@ def test_the_rule_for_models_devices_and_cpus(digits):
     assert sum(p.numel() for p in big_model().parameters()) > BATCHED_MAX_PARAMS
     assert choose_evaluator(mlp, cpus=1)[0] == "batched"  # small dense: vmap pays on CPU
     assert choose_evaluator(conv, cpus=1)[0] == "serial"
-    assert choose_evaluator(conv, cpus=4) == ("pool", "convolutions, 4 CPUs: one worker each")
-    assert choose_evaluator(big, cpus=2)[0] == "pool"
+    assert choose_evaluator(conv, cpus=4, idle=4) == (
+        "pool", "convolutions, 4 CPUs: one worker each",
+    )  # fmt: skip
+    assert choose_evaluator(conv, cpus=4, idle=1.0)[0] == "serial"  # other jobs hold the CPUs
+    assert choose_evaluator(big, cpus=2, idle=2)[0] == "pool"
     assert choose_evaluator(conv, cpus=1, device="cuda")[0] == "batched"  # GPU: batched
     assert choose_evaluator(drop, cpus=1, device="cuda")[0] == "serial"  # dropout: never vmap
-    assert choose_evaluator(drop, cpus=2)[0] == "pool"
+    assert choose_evaluator(drop, cpus=2, idle=2)[0] == "pool"
     assert choose_evaluator(MLNFitness(tasks_per_eval=1, train_steps=5), cpus=8)[0] == "serial"
 
 

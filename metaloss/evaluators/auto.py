@@ -11,7 +11,10 @@ The rule, from the measurements in docs/benchmarks.md ("Automatic evaluator choi
    ``BATCHED_MAX_PARAMS`` parameters (digits-mlp, 25 x 500 steps: 5.7x faster than serial,
    measured); convolutional models gain nothing from vmap on a CPU (LeNet-5: 0.95x).
 4. Otherwise the **process pool** when more than one CPU is available to this process
-   (one worker per CPU, one torch thread each; bitwise equal to serial), else **serial**.
+   and at least ``POOL_MIN_IDLE`` of them are idle (CPUs minus the 1-minute load
+   average), else **serial**. The pool (one worker per CPU, one torch thread each) is
+   bitwise equal to serial, so the load never changes a result, only the speed; on a
+   machine whose cores other sessions keep busy the pool measured 0.75-0.92x of serial.
 
 Example:
     >>> from metaloss import tasks
@@ -22,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -29,9 +33,18 @@ from torch import nn
 
 from metaloss.evaluators import fitness as fitness_kinds
 
-__all__ = ["BATCHED_MAX_PARAMS", "choose_evaluator"]
+__all__ = ["BATCHED_MAX_PARAMS", "POOL_MIN_IDLE", "choose_evaluator", "idle_cpus"]
 
 BATCHED_MAX_PARAMS = 2_000_000  # CPU: larger dense models are compute-bound per member
+POOL_MIN_IDLE = 1.5  # idle CPUs (CPUs - 1-minute load average) for the pool to pay
+
+
+def idle_cpus(cpus: int) -> float:
+    """``cpus`` minus the 1-minute load average (``cpus`` where the OS has none)."""
+    try:
+        return cpus - os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return float(cpus)
 
 
 def _has_conv(model: nn.Module) -> bool:
@@ -39,12 +52,16 @@ def _has_conv(model: nn.Module) -> bool:
 
 
 def choose_evaluator(
-    fitness: Any, cpus: int | None = None, device: str | torch.device | None = None
+    fitness: Any,
+    cpus: int | None = None,
+    device: str | torch.device | None = None,
+    idle: float | None = None,
 ) -> tuple[str, str]:
     """``(name, reason)``: the evaluator the rule picks for ``fitness``.
 
-    ``cpus`` (default: the CPUs available to this process) and ``device`` (default: the
-    task's) can be given to ask about another machine.
+    ``cpus`` (default: the CPUs available to this process), ``device`` (default: the
+    task's) and ``idle`` (idle CPUs; default: :func:`idle_cpus`) can be given to ask about
+    another machine.
 
     >>> from metaloss import tasks
     >>> from metaloss.evaluators import TrainFitness
@@ -66,7 +83,8 @@ def choose_evaluator(
     params = sum(p.numel() for p in model.parameters())
     if kind == "cpu" and not dropout and not _has_conv(model) and params <= BATCHED_MAX_PARAMS:
         return "batched", f"CPU, dense model of {params} parameters"
-    if cpus > 1:
-        why = "dropout" if dropout else ("convolutions" if _has_conv(model) else "large model")
+    why = "dropout" if dropout else ("convolutions" if _has_conv(model) else "large model")
+    idle = idle_cpus(cpus) if idle is None else float(idle)
+    if cpus > 1 and idle >= POOL_MIN_IDLE:
         return "pool", f"{why}, {cpus} CPUs: one worker each"
-    return "serial", "one CPU and a model that does not batch well"
+    return "serial", f"{why}, {cpus} CPUs of which {max(0.0, idle):.1f} idle"
