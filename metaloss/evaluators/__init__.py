@@ -76,4 +76,4 @@ def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
         from metaloss.evaluators.ray import RayEvaluator
 
         return RayEvaluator(fitness, **options)
-    raise ConfigError(f"evaluator must be serial, batched, pool, ray or auto, got {name!r}")
+    raise ConfigError(f"evaluator must be serial, batched, pool or ray (or auto), got {name!r}")
