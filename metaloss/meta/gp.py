@@ -204,25 +204,15 @@ class GPSearch:
         hof = self.hall_of_fame()
         if not hof:
             raise ConfigError("gp search: every candidate was rejected; try a larger budget")
-        rows = []
-        for m in hof:
-            loss = self.loss_of(m)
-            rows.append(
-                {
-                    "fitness": m.fitness,
-                    "complexity": m.tree.size,
-                    "formula": loss.describe(),
-                    "canonical": m.key,
-                    "tree": m.tree.to_json(),
-                    "weights": None if m.weights is None else [float(w) for w in m.weights],
-                }
-            )
-        info = {
-            "best_fitness": hof[0].fitness,
-            "evaluated": self.evaluated,
-            "cache_hits": self.cache_hits,
-            "rejected": self.rejections(),
-        }
+        rows = [
+            {"fitness": m.fitness, "complexity": m.tree.size,
+             "formula": self.loss_of(m).describe(), "canonical": m.key,
+             "tree": m.tree.to_json(),
+             "weights": None if m.weights is None else [float(w) for w in m.weights]}
+            for m in hof
+        ]  # fmt: skip
+        info = {"best_fitness": hof[0].fitness, "evaluated": self.evaluated,
+                "cache_hits": self.cache_hits, "rejected": self.rejections()}  # fmt: skip
         return Outcome(self.loss_of(hof[0]), rows, info)
 
     def loss_of(self, member: Member) -> SymbolicLoss:
