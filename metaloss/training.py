@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,8 @@ class TrainResult:
     diverged: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
     collapsed: bool = False  # finite, but no better than a constant predictor on validation
+    checkpoints: dict[int, float] = field(default_factory=dict)  # step -> val metric (stop_at)
+    stopped_at: int | None = None  # the step where early stopping ended the run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +172,7 @@ def train(
     progress: bool = False,
     on_eval: Callable[[int, nn.Module], None] | None = None,
     test: bool = True,
+    stop_at: Mapping[int, float] | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a fresh (or given) model of ``task`` with ``loss``; report val/test metrics.
@@ -177,6 +180,13 @@ def train(
     ``overrides`` change fields of the config (``steps=500, lr=0.1``). The loss's own
     parameters are never updated here. ``test=False`` never reads the test split
     (``test_metric`` is then NaN): searches and tuning runs select on validation only.
+
+    ``stop_at`` (early stopping of search candidates): ``{step: threshold}``; after each of
+    these steps the validation metric is measured (in eval mode, without touching the
+    training stream, so the run is otherwise unchanged) and recorded in
+    ``TrainResult.checkpoints``; a run whose metric exceeds the threshold stops there
+    (``stopped_at``; ``val_metric`` is that partial metric). Non-finite weights at a
+    checkpoint end the run as diverged.
     """
     config = (config or task.defaults).with_(**overrides)
     model = model if model is not None else task.make_model(seed)
@@ -198,6 +208,9 @@ def train(
     running = torch.zeros((), device=task.device)
     since = 0
     diverged = False
+    stop_at = dict(stop_at or {})
+    checkpoints: dict[int, float] = {}
+    stopped_at: int | None = None
     start = time.perf_counter()
     try:
         with progress_bar(config.steps, f"train {task.name}", enabled=progress) as advance:
@@ -231,6 +244,15 @@ def train(
                     history.append({"step": step, "train_loss": mean_loss, "val_metric": val})
                     if on_eval is not None:
                         on_eval(step, model)
+                if step in stop_at:
+                    if not all(torch.isfinite(p).all() for p in params.values()):
+                        diverged = True
+                        break
+                    val = evaluate_model(task, model, task.val, config.eval_batch_size)
+                    checkpoints[step] = val
+                    if val > stop_at[step]:
+                        stopped_at = step
+                        break
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -253,4 +275,6 @@ def train(
         diverged=diverged,
         history=history,
         collapsed=not diverged and is_collapsed(task, val),
+        checkpoints=checkpoints,
+        stopped_at=stopped_at,
     )

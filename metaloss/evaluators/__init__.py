@@ -37,12 +37,14 @@ __all__ = [
 
 
 def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
-    """An evaluator by name: ``serial`` (reference), ``batched`` (alias ``vmap``), ``pool``
-    or ``ray``.
+    """An evaluator by name: ``serial`` (reference), ``batched`` (alias ``vmap``), ``pool``,
+    ``ray``, or ``auto`` (the rule of :func:`metaloss.evaluators.auto.choose_evaluator`:
+    batched on a GPU or for small dense models, else a process pool on several CPUs, else
+    serial; ``options`` go to the chosen one when it takes them).
 
     ``pool`` (:class:`~metaloss.evaluators.pool.ProcessPoolEvaluator`) uses one worker
     process per available CPU (``num_workers`` / ``workers`` to change it), without Ray.
-    There is no automatic choice: each method's ``evaluator`` argument names one.
+    Each method's ``evaluator`` argument names one (default ``serial``).
 
     >>> from metaloss import tasks
     >>> ev = make_evaluator("pool", TrainFitness(tasks.get("iris-linear")), num_workers=2)
@@ -51,6 +53,15 @@ def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
     """
     from metaloss.errors import ConfigError
 
+    if name == "auto":
+        from metaloss.evaluators.auto import choose_evaluator
+
+        name, _ = choose_evaluator(fitness)
+        takes = {
+            "batched": {"chunk_size", "check_every"},
+            "pool": {"workers", "num_workers", "threads_per_worker", "max_retries"},
+        }
+        options = {k: v for k, v in options.items() if k in takes.get(name, set())}
     if name == "serial":
         return SerialEvaluator(fitness)
     if name in ("batched", "vmap"):
@@ -65,4 +76,4 @@ def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
         from metaloss.evaluators.ray import RayEvaluator
 
         return RayEvaluator(fitness, **options)
-    raise ConfigError(f"evaluator must be serial, batched, pool or ray, got {name!r}")
+    raise ConfigError(f"evaluator must be serial, batched, pool or ray (or auto), got {name!r}")

@@ -30,6 +30,9 @@ class Candidate:
     id: int
     spec: dict[str, Any]
     tensors: dict[str, Tensor] = field(default_factory=dict)
+    # early stopping: ``(fraction of the fitness run, threshold)`` pairs set by the search
+    # driver (the early-stopping rule of the searches); not part of the identity
+    early_stop: tuple[tuple[float, float], ...] = ()
 
     def build(self) -> Loss:
         """Instantiate the loss (no code from the candidate is executed)."""
@@ -68,6 +71,43 @@ class Fitness:
             "seconds": round(self.seconds, 4),
             **({"info": self.info} if self.info else {}),
         }
+
+
+def checkpoint_step(fraction: float, steps: int) -> int:
+    """The training step of an early-stopping checkpoint at ``fraction`` of ``steps``.
+
+    >>> checkpoint_step(0.25, 500), checkpoint_step(0.001, 500), checkpoint_step(1.0, 20)
+    (125, 1, 20)
+    """
+    return min(steps, max(1, int(round(fraction * steps))))
+
+
+def stop_steps(candidate: Candidate, steps: int) -> dict[int, tuple[str, float]]:
+    """``{step: (fraction label, threshold)}`` of a candidate's early-stopping checkpoints
+    (the label, ``f"{fraction:g}"``, keys the metrics recorded in ``Fitness.info``).
+
+    >>> c = Candidate(0, {}, early_stop=((0.25, 0.5), (0.5, float("inf"))))
+    >>> stop_steps(c, 100)
+    {25: ('0.25', 0.5), 50: ('0.5', inf)}
+    """
+    return {checkpoint_step(f, steps): (f"{f:g}", float(t)) for f, t in candidate.early_stop}
+
+
+def stopped_info(
+    steps: int, marks: dict[int, tuple[str, float]], metrics: dict[int, float], stopped: int | None
+) -> dict[str, Any]:
+    """``Fitness.info`` of a training-stage run: its nominal training steps (the stop
+    step, else ``steps``), and with checkpoints their metrics and where it stopped.
+
+    >>> stopped_info(100, {25: ("0.25", 0.5)}, {25: 0.9}, 25)
+    {'train_steps': 25, 'checkpoints': {'0.25': 0.9}, 'stopped_at': 0.25}
+    """
+    info: dict[str, Any] = {"train_steps": stopped if stopped is not None else steps}
+    if marks:
+        info["checkpoints"] = {marks[s][0]: v for s, v in sorted(metrics.items())}
+    if stopped is not None:
+        info["stopped_at"] = float(marks[stopped][0])
+    return info
 
 
 class FitnessFunction(Protocol):

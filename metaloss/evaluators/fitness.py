@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -153,9 +154,17 @@ def training_stage(fitness: FitnessFunction) -> TrainFitness | None:
 def prepare(
     fitness: FitnessFunction, candidate: Candidate
 ) -> tuple[Candidate, dict[str, Tensor]] | Fitness:
-    """A staged fitness's prepare stage (the identity when it has none)."""
+    """A staged fitness's prepare stage (the identity when it has none); the prepared
+    candidate keeps ``candidate.early_stop``."""
     step = getattr(fitness, "prepare", None)
-    return (candidate, {}) if step is None else step(candidate)
+    if step is None:
+        return candidate, {}
+    out = step(candidate)
+    if not isinstance(out, tuple) or out[0].early_stop == candidate.early_stop:
+        return out
+    tuned = copy.copy(out[0])  # the prepared candidate keeps the early-stopping checkpoints
+    tuned.early_stop = candidate.early_stop
+    return tuned, out[1]
 
 
 def staged_call(fitness: FitnessFunction, candidate: Candidate) -> Fitness:

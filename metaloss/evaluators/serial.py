@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from metaloss.errors import ConfigError
-from metaloss.evaluators.base import Candidate, Fitness, FitnessFunction, guarded
+from metaloss.evaluators.base import (
+    Candidate,
+    Fitness,
+    FitnessFunction,
+    guarded,
+    stop_steps,
+    stopped_info,
+)
 from metaloss.tasks.base import Task, TrainConfig
 from metaloss.training import train
 
@@ -80,11 +87,20 @@ class TrainFitness:
         )
 
     def __call__(self, candidate: Candidate) -> Fitness:
+        """Train and score; with ``candidate.early_stop`` checkpoints, a run whose metric
+        exceeds a threshold stops there, its partial metric its value (``info``:
+        ``checkpoints``, ``stopped_at``; ``train_steps`` always)."""
         loss = candidate.build()
-        res = train(self.task, loss, self.train_config(), seed=self.seed, test=False)
+        config = self.train_config()
+        marks = stop_steps(candidate, config.steps)
+        stop_at = {s: t for s, (_, t) in marks.items()}
+        res = train(self.task, loss, config, seed=self.seed, test=False, stop_at=stop_at)
+        info = stopped_info(config.steps, marks, res.checkpoints, res.stopped_at)
         if res.diverged or not math.isfinite(res.val_metric):
-            return Fitness.failure("training diverged (non-finite loss or weights)", res.seconds)
-        return Fitness(res.val_metric, seconds=res.seconds)
+            fail = Fitness.failure("training diverged (non-finite loss or weights)", res.seconds)
+            fail.info = {"train_steps": config.steps}
+            return fail
+        return Fitness(res.val_metric, seconds=res.seconds, info=info)
 
 
 class SerialEvaluator:

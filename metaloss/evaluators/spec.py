@@ -189,13 +189,17 @@ def candidate_to_json(c: Candidate) -> str:
     (3, True, True)
     """
     tensors = {k: _tensor_to_json(v) for k, v in c.tensors.items()}
-    return json.dumps({"id": c.id, "spec": c.spec, "tensors": tensors})
+    stop = [[f, t if math.isfinite(t) else None] for f, t in c.early_stop]
+    return json.dumps({"id": c.id, "spec": c.spec, "tensors": tensors, "early_stop": stop})
 
 
 def candidate_from_json(text: str) -> Candidate:
     d = json.loads(text)
     tensors = {k: _tensor_from_json(v) for k, v in d.get("tensors", {}).items()}
-    return Candidate(int(d["id"]), d["spec"], tensors)
+    stop = tuple(
+        (float(f), math.inf if t is None else float(t)) for f, t in d.get("early_stop", [])
+    )
+    return Candidate(int(d["id"]), d["spec"], tensors, stop)
 
 
 def fitness_to_json(f: Fitness) -> str:

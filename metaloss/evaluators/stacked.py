@@ -36,7 +36,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from metaloss import functional as mf
 from metaloss.errors import ConfigError
-from metaloss.evaluators.base import Fitness, failure_reason
+from metaloss.evaluators.base import Fitness, failure_reason, stopped_info
 from metaloss.losses.base import Loss
 from metaloss.tasks.base import Task, TrainConfig
 from metaloss.training import Batcher, worst_metric
@@ -182,11 +182,16 @@ def train_stack(
     losses: list[Loss],
     check_every: int,
     lr_scale: Tensor | None = None,
+    marks: Sequence[dict[int, tuple[str, float]]] | None = None,
 ) -> list[Fitness]:
     """Train ``len(losses)`` identically seeded models together; one Fitness per loss.
 
-    ``lr_scale`` (one factor per member) multiplies each member's learning rate. Raises
-    :class:`VmapError` when the model cannot run under ``vmap``.
+    ``lr_scale`` (one factor per member) multiplies each member's learning rate. ``marks``
+    (one per member, :func:`~metaloss.evaluators.base.stop_steps`) are early-stopping
+    checkpoints: at such a step the members' validation metrics are measured, recorded,
+    and a member above its threshold stops with that partial metric (as the serial
+    trainer does; ``Fitness.info`` as :class:`~metaloss.evaluators.serial.TrainFitness`'s).
+    Raises :class:`VmapError` when the model cannot run under ``vmap``.
     """
     n = len(losses)
     model = task.make_model(seed)
@@ -221,6 +226,9 @@ def train_stack(
     serial: set[Any] = set()  # structures that do not run under vmap
     stacks = _stacks(alive, keys, serial)
     results: list[Fitness | None] = [None] * n
+    marks = list(marks) if marks is not None else [{} for _ in range(n)]
+    metrics: list[dict[int, float]] = [{} for _ in range(n)]
+    mark_steps = set().union(*marks) if marks else set()
     bad_loss = torch.zeros(n, dtype=torch.bool, device=task.device)
 
     def drop(keep_rows: list[int]) -> None:
@@ -251,8 +259,26 @@ def train_stack(
             return
         for r, good in enumerate(flags):
             if not good:
-                results[rows[r]] = Fitness.failure(DIVERGED)
+                results[rows[r]] = _diverged(config.steps)
         drop([r for r, good in enumerate(flags) if good])
+
+    def checkpoint(step: int) -> None:
+        """Record the members' validation metrics at ``step``; stop those above."""
+        check()  # non-finite weights at a checkpoint: diverged, as in the serial trainer
+        if not rows:
+            return
+        vals = _metrics(task, model, params, buffers, task.val, config.eval_batch_size)
+        keep = []
+        for r, (i, v) in enumerate(zip(rows, vals)):
+            if step in marks[i]:
+                metrics[i][step] = v
+                if v > marks[i][step][1]:
+                    fit = Fitness(v, info=stopped_info(config.steps, marks[i], metrics[i], step))
+                    results[i] = fit if math.isfinite(v) else _diverged(config.steps)
+                    continue
+            keep.append(r)
+        if len(keep) < len(rows):
+            drop(keep)
 
     start = time.perf_counter()
     for step in range(1, config.steps + 1):
@@ -292,16 +318,26 @@ def train_stack(
             drop([r for r in range(len(rows)) if r not in failed])
         if step % check_every == 0 or step == config.steps:
             check()
+        if step in mark_steps and rows:
+            checkpoint(step)
     seconds = (time.perf_counter() - start) / n
 
     if rows:
         val = _metrics(task, model, params, buffers, task.val, config.eval_batch_size)
         for r, v in zip(rows, val):
-            results[r] = Fitness.failure(DIVERGED) if not math.isfinite(v) else Fitness(v)
+            info = stopped_info(config.steps, marks[r], metrics[r], None)
+            results[r] = _diverged(config.steps) if not math.isfinite(v) else Fitness(v, info=info)
     for fit in results:
         if fit is not None:
             fit.seconds = seconds
     return [f if f is not None else Fitness.failure("not evaluated") for f in results]
+
+
+def _diverged(steps: int) -> Fitness:
+    """The serial trainer's failure record of a diverged run (nominal ``train_steps``)."""
+    fail = Fitness.failure(DIVERGED)
+    fail.info = {"train_steps": steps}
+    return fail
 
 
 @torch.no_grad()

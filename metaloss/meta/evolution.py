@@ -25,6 +25,7 @@ from metaloss import functional as mf
 from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.losses.base import Loss
+from metaloss.meta.driver import Outcome
 
 
 class VectorFamily:
@@ -99,6 +100,10 @@ class CMAES:
     def best_loss(self) -> Loss:
         return self.family.loss(self.best_x)
 
+    def result(self) -> Outcome:
+        """The best sample's loss and fitness (the driver's outcome)."""
+        return Outcome(self.best_loss(), info={"best_fitness": self.best_fitness})
+
 
 class OpenAIES:
     """OpenAI-ES (Salimans et al.): antithetic Gaussian perturbations, centred-rank fitness
@@ -158,3 +163,22 @@ class OpenAIES:
 
     def best_loss(self) -> Loss:
         return self.family.loss(self.best_x)
+
+    def result(self) -> Outcome:
+        """The search mean's loss (what the ES optimises), the best sample's fitness."""
+        return Outcome(self.mean_loss(), info={"best_sample_fitness": self.best_fitness})
+
+
+def taylorglo_search(
+    popsize: int = 25, sigma: float = 1.2, seed: int = 0, theta0: Sequence[float] | None = None
+) -> CMAES:
+    """TaylorGLO's search: CMA-ES over the 8 parameters of a Taylor loss.
+
+    >>> s = taylorglo_search(popsize=4, seed=0)
+    >>> len(s.ask()), s.family.dim
+    (4, 8)
+    """
+    from metaloss.losses.taylor import TaylorLoss
+
+    theta = list(theta0) if theta0 is not None else None
+    return CMAES(VectorFamily(TaylorLoss(theta)), sigma=sigma, popsize=popsize, seed=seed)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,8 @@ from metaloss.losses.symbolic import (
 from metaloss.losses.symbolic.gp import TARGET_LOG_REASON, log_of_target
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import EvoMALConfig, GPLFLConfig
-from metaloss.meta.search import run_search
+from metaloss.meta.driver import Budget, Outcome, run
+from metaloss.meta.early_stop import early_stop_of
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
 from metaloss.seeds import search_seed
@@ -199,6 +199,23 @@ class GPSearch:
         """The best distinct trees seen so far (by fitness, then size)."""
         ok = [m for m in self.cache.values() if math.isfinite(m.fitness)]
         return sorted(ok, key=lambda m: (m.fitness, m.tree.size))[: self.hof_size]
+
+    def result(self) -> Outcome:
+        """The best tree's loss, the hall of fame as rows, and the search's counters (the
+        driver's :class:`~metaloss.meta.driver.Outcome`)."""
+        hof = self.hall_of_fame()
+        if not hof:
+            raise ConfigError("gp search: every candidate was rejected; try a larger budget")
+        rows = [
+            {"fitness": m.fitness, "complexity": m.tree.size,
+             "formula": self.loss_of(m).describe(), "canonical": m.key,
+             "tree": m.tree.to_json(),
+             "weights": None if m.weights is None else [float(w) for w in m.weights]}
+            for m in hof
+        ]  # fmt: skip
+        info = {"best_fitness": hof[0].fitness, "evaluated": self.evaluated,
+                "cache_hits": self.cache_hits, "rejected": self.rejections()}  # fmt: skip
+        return Outcome(self.loss_of(hof[0]), rows, info)
 
     def loss_of(self, member: Member) -> SymbolicLoss:
         loss = SymbolicLoss(
@@ -392,6 +409,7 @@ def _learn_gp(
     evaluator_options: Mapping[str, Any] | None,
 ) -> LearnResult:
     method = cfg.method
+    stop = early_stop_of(cfg)  # checked before any work
     learn_weights = isinstance(cfg, EvoMALConfig)
     search = GPSearch(
         population=cfg.population, learn_weights=learn_weights, seed=seed, **cfg.gp_options()
@@ -410,41 +428,18 @@ def _learn_gp(
     )
     fitness = with_scale_free(fitness, cfg.fitness_lrs, cfg.normalize)  # scale-free options
     ev = build_evaluator(evaluator, fitness, evaluator_options, method)
-    generations = cfg.generations
-    start = time.perf_counter()
-    history = run_search(search, ev, generations, run_dir, progress, f"{method} {task.name}")
-    hof = search.hall_of_fame()
-    if not hof:
-        raise ConfigError(f"{method}: every candidate was rejected; try a larger budget")
-    best = search.loss_of(hof[0])
-    rows = []
-    for m in hof:
-        loss = search.loss_of(m)
-        rows.append(
-            {
-                "fitness": m.fitness,
-                "complexity": m.tree.size,
-                "formula": loss.describe(),
-                "canonical": m.key,
-                "tree": m.tree.to_json(),
-                "weights": None if m.weights is None else [float(w) for w in m.weights],
-            }
-        )
-    return LearnResult(
+    res = run(
+        search,
+        ev,
+        Budget(cfg.generations, stop),
         method=method,
         task=task.name,
-        loss=normalize(best, cfg.normalize, task, seed),
-        seconds=time.perf_counter() - start,
-        history=history,
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
-        hall_of_fame=rows,
-        info={
-            "best_fitness": hof[0].fitness,
-            "evaluated": search.evaluated,
-            "cache_hits": search.cache_hits,
-            "rejected": search.rejections(),
-        },
+        run_dir=run_dir,
+        progress=progress,
     )
+    res.loss = normalize(res.loss, cfg.normalize, task, seed)  # as its fitness saw it
+    return res
 
 
 def learn_evomal(

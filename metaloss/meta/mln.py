@@ -46,8 +46,8 @@ from metaloss.losses.base import Loss
 from metaloss.losses.neural import NeuralLoss
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import MLNConfig
+from metaloss.meta.driver import Budget, run
 from metaloss.meta.evolution import CMAES, OpenAIES, VectorFamily
-from metaloss.meta.search import run_search
 from metaloss.results import LearnResult
 from metaloss.tasks.base import TrainConfig
 from metaloss.tasks.generated import GeneratedTask, cosine_distance, make_linear_task
@@ -398,8 +398,18 @@ def learn_mln(
         del hof[10:]
 
     start = time.perf_counter()
-    name = f"mln generated-linear d{dim}"
-    history = run_search(search, ev, generations, run_dir, progress, name, record)
+    found = run(
+        search,
+        ev,
+        Budget(generations),
+        [record],
+        method="mln",
+        task="generated-linear",
+        run_dir=run_dir,
+        progress=progress,
+        name=f"mln generated-linear d{dim}",
+    )
+    history = found.history
     x_mean, x_best, x0 = _es_mean(search), np.asarray(search.best_x, float), family.x0()
     info: dict[str, Any] = {"best_sample_fitness": search.best_fitness}
     chosen, x_final = "mean", x_mean

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from metaloss import io, rundir
 from metaloss.errors import ArtifactError, MetalossError
 from metaloss.evaluators.base import Candidate, Evaluator, Fitness
 from metaloss.progress import progress_bar
+
+if TYPE_CHECKING:
+    from metaloss.meta.early_stop import EarlyStop
 
 HISTORY, EVALS = rundir.GENERATIONS, rundir.EVALS  # aliases kept for callers
 
@@ -81,10 +84,16 @@ def run_search(
     progress: bool = False,
     name: str = "search",
     on_generation: Callable[[int, list[Candidate], list[Fitness]], None] | None = None,
+    early_stop: EarlyStop | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``generations`` ask/evaluate/tell rounds; resume from ``run_dir`` if it has history.
 
-    Returns one summary row per generation (best, median, rejects, seconds).
+    ``early_stop`` (:class:`~metaloss.meta.early_stop.EarlyStop`) gives each generation's
+    candidates stop thresholds computed from the previous generation's recorded fitness
+    (so a resumed run, replaying the records, computes the same ones).
+
+    Returns one summary row per generation (best, median, rejects, stopped, train_steps,
+    seconds).
     """
     run_dir = Path(run_dir) if run_dir is not None else None
     summaries: list[dict[str, Any]] = []
@@ -95,6 +104,7 @@ def run_search(
         if (run_dir / EVALS).exists():
             saved = io.load_tensors(run_dir / EVALS)
     start = time.perf_counter()
+    previous: list[Fitness] = []
     with progress_bar(generations, name, enabled=progress) as advance:
         for gen in range(generations):
             cands = search.ask()
@@ -122,6 +132,8 @@ def run_search(
                         f"values for {len(cands)} candidates"
                     )
             else:
+                if early_stop is not None:
+                    early_stop.apply(cands, previous)
                 t0 = time.perf_counter()
                 fits = evaluator.evaluate(cands)
                 summary = summarise(gen, fits, time.perf_counter() - t0)
@@ -141,6 +153,7 @@ def run_search(
                     }
                     run_dir.mkdir(parents=True, exist_ok=True)
                     io.append_jsonl(run_dir / HISTORY, [row])
+            previous = fits or previous  # a generation of cached candidates only: keep
             search.tell(cands, fits)
             if on_generation is not None:
                 on_generation(gen, cands, fits)
@@ -162,7 +175,10 @@ def run_search(
 
 
 def summarise(gen: int, fits: Sequence[Fitness], seconds: float) -> dict[str, Any]:
-    """Best / median fitness, number of rejected candidates and their reasons."""
+    """Best / median fitness, number of rejected candidates and their reasons, candidates
+    stopped early and the training steps of the generation's fitness runs (their nominal
+    steps, ``Fitness.info["train_steps"]``; a candidate rejected before training counts 0).
+    """
     ok = [f.value for f in fits if f.ok]
     reasons: dict[str, int] = {}
     for f in fits:
@@ -177,4 +193,6 @@ def summarise(gen: int, fits: Sequence[Fitness], seconds: float) -> dict[str, An
         "reasons": reasons,
         "seconds": seconds,
         "candidates": len(fits),
+        "stopped": sum(1 for f in fits if f.ok and "stopped_at" in f.info),
+        "train_steps": int(sum(int(f.info.get("train_steps", 0)) for f in fits)),
     }

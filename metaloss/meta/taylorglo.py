@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 from metaloss.evaluators.lr_grid import with_scale_free
 from metaloss.evaluators.serial import TrainFitness
 from metaloss.losses.normalized import normalize
-from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import TaylorGLOConfig
-from metaloss.meta.evolution import CMAES, VectorFamily
-from metaloss.meta.search import run_search
-from metaloss.results import LearnResult
+from metaloss.meta.driver import Budget, run
+from metaloss.meta.early_stop import early_stop_of
+from metaloss.meta.evolution import taylorglo_search
+from metaloss.results import LearnResult  # noqa: TC001 (the documented return type)
 from metaloss.seeds import search_seed
 from metaloss.tasks.base import Task
 
@@ -55,9 +54,8 @@ def learn_taylorglo(
         (2, 2)
     """
     cfg = TaylorGLOConfig.resolve(config, overrides)
-    theta0 = list(cfg.theta0) if cfg.theta0 is not None else None
-    family = VectorFamily(TaylorLoss(theta0))
-    search = CMAES(family, sigma=cfg.sigma, popsize=cfg.popsize, seed=seed)
+    stop = early_stop_of(cfg)  # checked before any work
+    search = taylorglo_search(cfg.popsize, cfg.sigma, seed, cfg.theta0)
     # The fitness run draws from the search stream: never the meta-test run of ``seed``.
     fitness = TrainFitness(task, steps=cfg.fitness_steps, seed=search_seed(seed, "fitness"))
     fitness = with_scale_free(fitness, cfg.fitness_lrs, cfg.normalize)  # scale-free options
@@ -75,19 +73,17 @@ def learn_taylorglo(
                     "generation": gen,
                 }
 
-    start = time.perf_counter()
-    history = run_search(
-        search, ev, cfg.generations, run_dir, progress, f"taylorglo {task.name}", record
-    )
-    best = search.best_loss()
-    top = sorted(hof.values(), key=lambda r: r["fitness"])[:10]
-    return LearnResult(
+    res = run(
+        search,
+        ev,
+        Budget(cfg.generations, stop),
+        [record],
         method="taylorglo",
         task=task.name,
-        loss=normalize(best, cfg.normalize, task, seed),
-        seconds=time.perf_counter() - start,
-        history=history,
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
-        hall_of_fame=top,
-        info={"best_fitness": search.best_fitness},
+        run_dir=run_dir,
+        progress=progress,
     )
+    res.hall_of_fame = sorted(hof.values(), key=lambda r: r["fitness"])[:10]
+    res.loss = normalize(res.loss, cfg.normalize, task, seed)  # as its fitness saw it
+    return res

@@ -1,0 +1,130 @@
+"""Early stopping of hopeless candidates: training steps, wall time and result quality.
+
+For every task x method x seed, the same search runs with early stopping off and on
+(back to back in one process, one torch thread). Reported per run: the total training
+steps of the fitness runs (``train_steps``, summed over generations; a stopped candidate
+counts its steps up to the checkpoint, a rejected one 0), candidates stopped, wall time of
+the search, the best fitness, and the found loss's test error under the fair protocol
+(``ml.evaluate([loss], task, tune="lr", seeds=3)``, i.e. a learning-rate grid tuned on
+validation, then 3 reporting seeds at the task's full training budget).
+
+    python bench/early_stop.py                       # digits-mlp + mnist1d-mlp, 3 seeds
+    python bench/early_stop.py --tasks digits-mlp --seeds 1 --methods taylorglo
+    python bench/early_stop.py --rules 0.25,0.5   # one rule (default: two, see --rules)
+
+Budgets are reduced (a few minutes per run on one CPU core): see ``BUDGETS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import write_result  # noqa: I001
+
+import metaloss as ml
+from metaloss.meta.configs import EvoMALConfig, TaylorGLOConfig
+from metaloss.meta.gp import learn_evomal
+from metaloss.meta.taylorglo import learn_taylorglo
+
+BUDGETS = {
+    "taylorglo": TaylorGLOConfig(generations=10, popsize=12, fitness_steps=300),
+    "evomal": EvoMALConfig.preset("quick").with_options(
+        generations=6, population=12, fitness_steps=300, local_steps=20
+    ),
+}
+LEARN = {"taylorglo": learn_taylorglo, "evomal": learn_evomal}
+
+
+def one(task: ml.Task, method: str, seed: int, stop: dict, eval_seeds: int) -> dict:
+    """One search (early stopping per ``stop``) and the fair evaluation of its loss."""
+    cfg = BUDGETS[method].with_options(**stop)
+    t0 = time.perf_counter()
+    res = LEARN[method](task, cfg, seed=seed)
+    wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = ml.evaluate([res.loss], task, seeds=eval_seeds, tune="lr", diagnose=False)
+    row = report.rows[-1]
+    out = {
+        "task": task.name,
+        "method": method,
+        "seed": seed,
+        "early_stop": stop,
+        "train_steps": sum(h["train_steps"] for h in res.history),
+        "stopped": sum(h["stopped"] for h in res.history),
+        "candidates": sum(h["candidates"] for h in res.history),
+        "search_s": round(wall, 2),
+        "best_fitness": res.info.get("best_fitness"),
+        "test_error": statistics.mean(row.values),
+        "test_errors": row.values,
+        "eval_s": round(time.perf_counter() - t0, 2),
+        "formula": res.loss.describe(),
+    }
+    print(out, flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tasks", nargs="+", default=["digits-mlp", "mnist1d-mlp"])
+    ap.add_argument("--methods", nargs="+", default=["taylorglo", "evomal"])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--eval-seeds", type=int, default=3)
+    ap.add_argument(
+        "--rules",
+        nargs="+",
+        default=["0.25,0.5", "0.1,0.2,0.4"],
+        help="checkpoint sets to compare with no early stopping (comma-separated fractions)",
+    )
+    ap.add_argument("--quantile", type=float, default=0.5)
+    ap.add_argument("--margin", type=float, default=0.0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rules = [
+        {
+            "early_stop": True,
+            "early_stop_at": tuple(float(f) for f in rule.split(",")),
+            "early_stop_quantile": args.quantile,
+            "early_stop_margin": args.margin,
+        }
+        for rule in args.rules
+    ]
+    runs = []
+    for name in args.tasks:
+        task = ml.tasks.get(name)
+        for method in args.methods:
+            for seed in range(args.seeds):
+                for stop in ({"early_stop": False}, *rules):
+                    runs.append(one(task, method, seed, stop, args.eval_seeds))
+    summary = []
+    for name in args.tasks:
+        for method in args.methods:
+            mine = [r for r in runs if (r["task"], r["method"]) == (name, method)]
+            base = [r for r in mine if not r["early_stop"]["early_stop"]]
+            for rule in rules:
+                es = [r for r in mine if r["early_stop"] == rule]
+                summary.append(
+                    {
+                        "task": name,
+                        "method": method,
+                        "early_stop_at": rule["early_stop_at"],
+                        "steps_off": sum(r["train_steps"] for r in base),
+                        "steps_on": sum(r["train_steps"] for r in es),
+                        "step_ratio": sum(r["train_steps"] for r in base)
+                        / max(1, sum(r["train_steps"] for r in es)),
+                        "wall_ratio": sum(r["search_s"] for r in base)
+                        / max(1e-9, sum(r["search_s"] for r in es)),
+                        "test_error_off": [round(r["test_error"], 4) for r in base],
+                        "test_error_on": [round(r["test_error"], 4) for r in es],
+                    }
+                )
+                print(summary[-1], flush=True)
+    name = "early_stop_" + "_".join(args.tasks)
+    write_result(name, {"runs": runs, "summary": summary, "rules": rules}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Early stopping of hopeless candidates: the rule, the evaluators' agreement, resume.
+
+Oracles: a stopped run's partial value is the validation metric of the same training run
+cut at the checkpoint (``train(..., steps=checkpoint)``: same seed, same batches); runs
+that do not stop are exactly the runs without early stopping; thresholds are hand-computed
+quantiles of the previous generation's recorded checkpoint metrics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import metaloss as ml
+from metaloss.errors import ConfigError
+from metaloss.evaluators import Candidate, Fitness, SerialEvaluator, TrainFitness
+from metaloss.evaluators.batched import BatchedEvaluator
+from metaloss.evaluators.pool import ProcessPoolEvaluator
+from metaloss.losses.symbolic import SymbolicLoss
+from metaloss.losses.taylor import TaylorLoss
+from metaloss.meta.configs import EvoMALConfig, TaylorGLOConfig
+from metaloss.meta.early_stop import EarlyStop
+from metaloss.meta.gp import learn_evomal
+from metaloss.meta.search import run_search, summarise
+from metaloss.meta.taylorglo import learn_taylorglo
+
+CE_TAYLOR = [0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, 0.0]
+HOPELESS = "mul(y, y_hat)"  # a constant gradient that lowers the target's logit: error 1.0
+
+
+def population() -> list[Candidate]:
+    """Two working losses and a hopeless one, with a 25 % checkpoint at error 0.7."""
+    cands = [
+        Candidate(0, {"kind": "cross_entropy"}),
+        Candidate.from_loss(1, TaylorLoss(CE_TAYLOR)),
+        Candidate.from_loss(2, SymbolicLoss.from_string(HOPELESS)),
+    ]
+    for c in cands:
+        c.early_stop = ((0.25, 0.7), (0.5, math.inf))
+    return cands
+
+
+def test_hopeless_candidate_stops_with_its_partial_metric(digits):
+    fit = TrainFitness(digits, steps=100)
+    fits = SerialEvaluator(fit).evaluate(population())
+    assert [f.ok for f in fits] == [True, True, True]
+    hopeless = fits[2]
+    assert hopeless.info["stopped_at"] == 0.25 and hopeless.info["train_steps"] == 25
+    cut = ml.train(digits, SymbolicLoss.from_string(HOPELESS), steps=25, seed=0, test=False)
+    assert hopeless.value == cut.val_metric == hopeless.info["checkpoints"]["0.25"]
+    for f, c in zip(fits[:2], population()[:2]):  # the others: the same as without stopping
+        plain = SerialEvaluator(fit).evaluate([Candidate(c.id, c.spec, c.tensors)])[0]
+        assert "stopped_at" not in f.info and f.value == plain.value
+        assert f.info["train_steps"] == 100 and set(f.info["checkpoints"]) == {"0.25", "0.5"}
+        assert f.info["checkpoints"]["0.25"] <= 0.7
+    summary = summarise(0, fits, 1.0)
+    assert summary["stopped"] == 1 and summary["train_steps"] == 100 + 100 + 25
+
+
+def test_serial_batched_and_pool_agree_on_stopping(digits):
+    fit = TrainFitness(digits, steps=100)
+    serial = SerialEvaluator(fit).evaluate(population())
+    batched = BatchedEvaluator(fit).evaluate(population())
+    with ProcessPoolEvaluator(fit, workers=2) as ev:
+        pooled = ev.evaluate(population())
+        assert ev.fallback_reason is None
+    for s, b, p in zip(serial, batched, pooled):
+        assert (s.ok, s.value, s.info) == (p.ok, p.value, p.info)  # bitwise, one thread each
+        assert s.ok == b.ok and s.info.get("stopped_at") == b.info.get("stopped_at")
+        assert s.info["train_steps"] == b.info["train_steps"]
+        assert abs(s.value - b.value) <= 2 / len(digits.val) + 1e-9
+        for k, v in s.info["checkpoints"].items():
+            assert abs(v - b.info["checkpoints"][k]) <= 2 / len(digits.val) + 1e-9
+
+
+def flat(pairs) -> list[float]:
+    return [x for pair in pairs for x in pair]
+
+
+def test_thresholds_are_hand_computed_quantiles():
+    prev = [
+        Fitness(0.1, info={"checkpoints": {"0.25": 0.4, "0.5": 0.2}}),
+        Fitness(0.2, info={"checkpoints": {"0.25": 0.6, "0.5": 0.3}}),
+        Fitness(0.9, info={"checkpoints": {"0.25": 0.9}, "stopped_at": 0.25}),
+        Fitness(0.3, info={"checkpoints": {"0.25": 0.5, "0.5": 0.4}}),
+        Fitness.failure("diverged"),  # failures do not count
+    ]
+    assert flat(EarlyStop((0.25, 0.5), 0.5, 0.1).thresholds(prev)) == pytest.approx(
+        [0.25, 0.55 + 0.1, 0.5, 0.3 + 0.1]
+    )
+    # quantile 0.25 of (0.4, 0.5, 0.6, 0.9) by linear interpolation: 0.475
+    assert flat(EarlyStop((0.25, 0.75), 0.25).thresholds(prev)) == pytest.approx(
+        [0.25, 0.475, 0.75, math.inf]
+    )
+    with pytest.raises(ConfigError, match="early_stop_at"):
+        EarlyStop((0.5, 1.0))
+    with pytest.raises(ConfigError, match="early_stop_at"):
+        learn_taylorglo(ml.tasks.get("iris-linear"), TaylorGLOConfig.fast(), early_stop=True,
+                        early_stop_at=(0.0,))  # fmt: skip
+
+
+def test_the_driver_gives_thresholds_from_the_previous_generation_only():
+    seen: list[tuple] = []
+
+    class Fixed:
+        def __init__(self):
+            self.gen = 0
+
+        def ask(self):
+            return [Candidate(i, {"kind": "cross_entropy", "g": self.gen}) for i in range(3)]
+
+        def tell(self, cands, fits):
+            self.gen += 1
+
+    def fitness(c: Candidate) -> Fitness:
+        seen.append(c.early_stop)
+        v = 0.1 * (c.id + 1) + c.spec["g"]
+        return Fitness(v, info={"checkpoints": {"0.5": v}, "train_steps": 10})
+
+    hist = run_search(Fixed(), SerialEvaluator(fitness), 3, early_stop=EarlyStop((0.5,)))
+    assert seen[0] == ((0.5, math.inf),)
+    assert flat(seen[3]) == pytest.approx([0.5, 0.2])  # the median of generation 0
+    assert flat(seen[6]) == pytest.approx([0.5, 1.2])  # the median of generation 1
+    assert [h["train_steps"] for h in hist] == [30, 30, 30]
+
+
+def _taylorglo(task, **kw):
+    cfg = TaylorGLOConfig(generations=4, popsize=6, fitness_steps=60, sigma=3.0)
+    return learn_taylorglo(task, cfg, seed=1, early_stop=True, **kw)
+
+
+def test_taylorglo_early_stopping_resumes_exactly_and_batched_agrees(digits, tmp_path):
+    full = _taylorglo(digits)
+    assert sum(h["stopped"] for h in full.history) > 0  # the test exercises stopping
+    assert full.history[0]["stopped"] == 0  # generation 0 only records
+    steps = [h["train_steps"] for h in full.history]
+    assert sum(steps) < 4 * 6 * 60
+    learn_taylorglo(digits, TaylorGLOConfig(generations=2, popsize=6, fitness_steps=60,
+                    sigma=3.0), seed=1, early_stop=True, run_dir=tmp_path)  # fmt: skip
+    resumed = _taylorglo(digits, run_dir=tmp_path)
+    for a, b in zip(full.history, resumed.history):
+        assert (a["best"], a["median"], a["stopped"], a["train_steps"]) == (
+            b["best"], b["median"], b["stopped"], b["train_steps"],
+        )  # fmt: skip
+    assert torch.equal(full.loss.theta, resumed.loss.theta)
+    batched = _taylorglo(digits, evaluator="batched")
+    assert [h["stopped"] for h in batched.history] == [h["stopped"] for h in full.history]
+    assert steps == [h["train_steps"] for h in batched.history]
+
+
+def test_evomal_has_the_option_and_serial_equals_batched(iris):
+    cfg = EvoMALConfig.fast().with_options(
+        generations=3, population=6, fitness_steps=40, early_stop=True, early_stop_margin=-0.05
+    )
+    serial = learn_evomal(iris, cfg, seed=0)
+    batched = learn_evomal(iris, cfg, seed=0, evaluator="batched")
+    keys = ("stopped", "train_steps", "rejects")
+    assert [[h[k] for k in keys] for h in serial.history] == [
+        [h[k] for k in keys] for h in batched.history
+    ]
+    assert sum(h["stopped"] for h in serial.history) > 0
+    assert serial.loss.describe() == batched.loss.describe()
