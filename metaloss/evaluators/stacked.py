@@ -183,8 +183,13 @@ def train_stack(
     check_every: int,
     lr_scale: Tensor | None = None,
     marks: Sequence[dict[int, tuple[str, float]]] | None = None,
+    final_params: dict[int, dict[str, Tensor]] | None = None,
 ) -> list[Fitness]:
     """Train ``len(losses)`` identically seeded models together; one Fitness per loss.
+
+    ``final_params``, when given, receives every member's trained parameters (by member
+    index, members that finished the run only): the oracle tests compare them with serial
+    training directly.
 
     ``lr_scale`` (one factor per member) multiplies each member's learning rate. ``marks``
     (one per member, :func:`~metaloss.evaluators.base.stop_steps`) are early-stopping
@@ -322,6 +327,9 @@ def train_stack(
             checkpoint(step)
     seconds = (time.perf_counter() - start) / n
 
+    if rows and final_params is not None:
+        for i, r in enumerate(rows):
+            final_params[r] = {k: v[i].detach().clone() for k, v in params.items()}
     if rows:
         val = _metrics(task, model, params, buffers, task.val, config.eval_batch_size)
         for r, v in zip(rows, val):
