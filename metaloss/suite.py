@@ -65,6 +65,41 @@ def preset_budgets(preset: str) -> dict[str, dict[str, Any]]:
     return {m: config_class(m).preset_options(preset) for m in SUITE_METHODS}
 
 
+#: The options that set a budget (how much work a search does), not what the method is: a
+#: suite keeps its own budgets for these under ``--preset``.
+BUDGET_FIELDS = frozenset(
+    {"meta_steps", "init_steps", "steps", "generations", "popsize", "population",
+     "fitness_steps", "local_steps"}
+)  # fmt: skip
+
+
+def preset_method_options(preset: str) -> dict[str, dict[str, Any]]:
+    """Per suite method, the NON-budget options of its config's ``preset``.
+
+    ``bench SUITE --preset paper`` merges them over the suite's budgets: the paper's
+    operators, selection, initialisation... at the suite's budget. A method without that
+    preset is absent; ``default`` changes nothing.
+
+    Example:
+        >>> preset_method_options("paper")["adalfl"]
+        {'residual_ce': 0.0}
+        >>> preset_method_options("default")
+        {}
+    """
+    from metaloss.meta.configs import config_class
+
+    if preset == "default":
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for m in SUITE_METHODS:
+        cls = config_class(m)
+        if preset in cls.PRESETS:
+            out[m] = {k: v for k, v in cls.PRESETS[preset].items() if k not in BUDGET_FIELDS}
+    if not out:
+        raise ConfigError(f"bench --preset: no suite method has a preset {preset!r}")
+    return out
+
+
 QUICK_BUDGETS = preset_budgets("quick")
 MNIST_BUDGETS = preset_budgets("mnist")
 REFERENCE_BUDGETS = preset_budgets("reference")
@@ -120,8 +155,13 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
-    """Method options of a suite budget; a control gets the budget of its method."""
+def _budget(
+    chosen: dict[str, dict[str, Any]],
+    method: str,
+    preset_options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Method options of a suite budget, with a preset's non-budget options over them; a
+    control gets the budget of its method (and no preset: ce-step has none)."""
     if method == "ce-step-ml3":
         return {"meta": "unrolled", **chosen.get("ml3", {})}
     if method == "ce-step-adalfl":
@@ -132,7 +172,15 @@ def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
         evo = EvoMALConfig(**chosen.get("evomal", {}))
         n = evo.population * evo.generations
         return {"meta": "search", "candidates": n, "fitness_steps": evo.fitness_steps}
-    return dict(chosen.get(method, {}))
+    return {**chosen.get(method, {}), **(preset_options or {}).get(method, {})}
+
+
+def _cell_preset(method: str, preset_options: dict[str, dict[str, Any]], preset: str) -> Any:
+    """What a cell records as its preset: None for a hand-made loss, else the preset its
+    method ran with (``default`` where the method has no such preset)."""
+    if method in BASELINES or method == "ce@old-lr":
+        return None
+    return preset if method in preset_options else "default"
 
 
 def _learn(
@@ -167,8 +215,13 @@ def run_suite(
     first_seed: int = 0,
     tune: bool = True,
     tune_seeds: int = 2,
+    preset: str = "default",
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``.
+
+    ``preset`` (e.g. ``paper``): every learned method with that preset runs its preset's
+    non-budget options (:func:`preset_method_options`) at the suite's budget; recorded in
+    ``suite.json`` and in every cell (``preset``), and shown in the table.
 
     ``learn_on`` (a task name) learns every loss there and evaluates it on the suite's tasks;
     the ``transfer`` suite does that by default (MNIST / LeNet-5). ``data_dir`` applies to
@@ -199,6 +252,7 @@ def run_suite(
     if budget not in budgets:
         raise ConfigError(f"budget must be suite, quick or reference, got {budget!r}")
     chosen = budgets[budget]
+    preset_options = preset_method_options(preset)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +264,13 @@ def run_suite(
             f"bench --out {out}: cannot write there ({exc.strerror or exc})"
         ) from None
     cells_path = out / rundir.CELLS
+    if cells_path.exists() and (out / rundir.SUITE).exists():
+        before = io.read_json(out / rundir.SUITE).get("preset", "default")
+        if before != preset:
+            raise ConfigError(
+                f"bench --out {out}: its cells ran with --preset {before}, not {preset}; "
+                "use another folder"
+            )
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
     n_seeds = seeds or suite.seeds
     task_names = list(tasks or suite.tasks)
@@ -223,6 +284,8 @@ def run_suite(
             "seeds": n_seeds,
             "budget": budget,
             "budgets": chosen,
+            "preset": preset,
+            "preset_options": preset_options,
             "steps": steps,
             "learn_on": learn_on,
             "first_seed": first_seed,
@@ -262,7 +325,7 @@ def run_suite(
                 elif online:
                     # AdaLFL trains the model while the loss adapts: the whole online run is
                     # tuned (a grid of online runs on tuning seeds), then run on ``seed``.
-                    kw = {**_budget(chosen, method), "steps": steps}
+                    kw = {**_budget(chosen, method, preset_options), "steps": steps}
                     if tune:
                         key = (task_name, method)
                         if key not in shared_tuning:
@@ -285,8 +348,9 @@ def run_suite(
                 elif method == "mln":
                     if seed not in mln_cache:
                         mln_cache[seed] = ml.learn(
-                            "mln", None, seed=seed, progress=progress, **chosen.get("mln", {})
-                        )
+                            "mln", None, seed=seed, progress=progress,
+                            **_budget(chosen, "mln", preset_options),
+                        )  # fmt: skip
                     res = mln_cache[seed]
                     loss, meta_seconds = res.loss, res.seconds
                 else:
@@ -294,7 +358,8 @@ def run_suite(
                     if source is not task and key3 in learned:
                         res = learned[key3]
                     else:
-                        res = _learn(method, source, seed, _budget(chosen, method), progress)
+                        opts = _budget(chosen, method, preset_options)
+                        res = _learn(method, source, seed, opts, progress)
                         learned[key3] = res
                     loss, meta_seconds = res.loss, res.seconds
                     info = {"formula": loss.describe()}
@@ -334,6 +399,7 @@ def run_suite(
                     "tune_seconds": tuning.seconds if tuning is not None else 0.0,
                     "seconds": time.perf_counter() - t0,
                     "learned_on": source_name,
+                    "preset": _cell_preset(method, preset_options, preset),
                     **({"tuning": tuning.to_dict()} if tuning is not None else {}),
                     **info,
                 }
@@ -381,6 +447,7 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
                 "tune_seconds": float(np.mean([c.get("tune_seconds", 0.0) for c in cs])),
                 "metric": cs[0]["metric"],
                 "formula": cs[0].get("formula", ""),
+                "preset": cs[0].get("preset"),
                 "grad_ratio": float(np.mean([d["grad_norm_ratio"] for d in diags]))
                 if diags
                 else math.nan,
@@ -440,8 +507,9 @@ def markdown(summary: dict[str, Any]) -> str:
             meta = f"{r['meta_seconds']:.0f} s" if r["meta_seconds"] else ""
             lr = _lr_text(r.get("lrs", []))
             lr = lr if r.get("tuned", False) or not lr else f"{lr} (untuned)"
+            shown = method if r.get("preset") in (None, "default") else f"{method} ({r['preset']})"
             lines.append(
-                f"| {method} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
+                f"| {shown} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
             )
         collapsed = [f"{m} ({r['collapsed']} of {r['n']})" for m, r in block["rows"].items()
                      if r.get("collapsed")]  # fmt: skip
