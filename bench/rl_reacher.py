@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, nargs="+", default=[1, 20])
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--random-init", action="store_true", help="fresh policy init each step")
+    ap.add_argument("--refit-every", type=int, default=0, help="on-policy model refit period")
+    ap.add_argument("--name", default="rl_reacher", help="result file name")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = ReacherConfig(
@@ -50,6 +52,7 @@ def main() -> None:
         inner_steps=args.inner_steps,
         members=args.members,
         fixed_init=not args.random_init,
+        refit_every=args.refit_every,
     )
     results: dict[str, dict[str, list[float]]] = {}
     curves: dict[str, list[list[float]]] = {}
@@ -57,10 +60,10 @@ def main() -> None:
     t_start = time.perf_counter()
     for seed in range(args.seeds):
         model = fit_dynamics(cfg, seed)
+        loss, hist = meta_train_loss(model, cfg, seed)  # refits the model with --refit-every
         model_errors.append(model_error(model, cfg, seed))
-        loss, hist = meta_train_loss(model, cfg, seed)
         meta_curves.append([r["meta_loss"] for r in hist])
-        if seed == 0:
+        if seed == 0 and args.name == "rl_reacher":
             save_loss(RESULTS / "rl_reacher_loss", loss, meta=cfg.to_dict())
         for steps in args.train_steps:
             c = dataclasses.replace(cfg, train_steps=steps)
@@ -89,10 +92,10 @@ def main() -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(RESULTS / "rl_reacher.png", dpi=110)
+    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
     results["start_distance"] = results["start_distance"][:: 2 * len(args.train_steps)]
     write_result(
-        "rl_reacher",
+        args.name,
         {
             "args": vars(args),
             "config": cfg.to_dict(),

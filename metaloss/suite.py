@@ -14,18 +14,15 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from metaloss import io, rundir
 from metaloss.errors import ConfigError
-from metaloss.results import holm, welch_ci, welch_p
+from metaloss.suite_table import markdown, summarise
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
 
@@ -63,6 +60,41 @@ def preset_budgets(preset: str) -> dict[str, dict[str, Any]]:
     from metaloss.meta.configs import config_class
 
     return {m: config_class(m).preset_options(preset) for m in SUITE_METHODS}
+
+
+#: The options that set a budget (how much work a search does), not what the method is: a
+#: suite keeps its own budgets for these under ``--preset``.
+BUDGET_FIELDS = frozenset(
+    {"meta_steps", "init_steps", "steps", "generations", "popsize", "population",
+     "fitness_steps", "local_steps"}
+)  # fmt: skip
+
+
+def preset_method_options(preset: str) -> dict[str, dict[str, Any]]:
+    """Per suite method, the NON-budget options of its config's ``preset``.
+
+    ``bench SUITE --preset paper`` merges them over the suite's budgets: the paper's
+    operators, selection, initialisation... at the suite's budget. A method without that
+    preset is absent; ``default`` changes nothing.
+
+    Example:
+        >>> preset_method_options("paper")["adalfl"]
+        {'residual_ce': 0.0}
+        >>> preset_method_options("default")
+        {}
+    """
+    from metaloss.meta.configs import config_class
+
+    if preset == "default":
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for m in SUITE_METHODS:
+        cls = config_class(m)
+        if preset in cls.PRESETS:
+            out[m] = {k: v for k, v in cls.PRESETS[preset].items() if k not in BUDGET_FIELDS}
+    if not out:
+        raise ConfigError(f"bench --preset: no suite method has a preset {preset!r}")
+    return out
 
 
 QUICK_BUDGETS = preset_budgets("quick")
@@ -120,8 +152,13 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
-    """Method options of a suite budget; a control gets the budget of its method."""
+def _budget(
+    chosen: dict[str, dict[str, Any]],
+    method: str,
+    preset_options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Method options of a suite budget, with a preset's non-budget options over them; a
+    control gets the budget of its method (and no preset: ce-step has none)."""
     if method == "ce-step-ml3":
         return {"meta": "unrolled", **chosen.get("ml3", {})}
     if method == "ce-step-adalfl":
@@ -132,7 +169,15 @@ def _budget(chosen: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
         evo = EvoMALConfig(**chosen.get("evomal", {}))
         n = evo.population * evo.generations
         return {"meta": "search", "candidates": n, "fitness_steps": evo.fitness_steps}
-    return dict(chosen.get(method, {}))
+    return {**chosen.get(method, {}), **(preset_options or {}).get(method, {})}
+
+
+def _cell_preset(method: str, preset_options: dict[str, dict[str, Any]], preset: str) -> Any:
+    """What a cell records as its preset: None for a hand-made loss, else the preset its
+    method ran with (``default`` where the method has no such preset)."""
+    if method in BASELINES or method == "ce@old-lr":
+        return None
+    return preset if method in preset_options else "default"
 
 
 def _learn(
@@ -167,8 +212,13 @@ def run_suite(
     first_seed: int = 0,
     tune: bool = True,
     tune_seeds: int = 2,
+    preset: str = "default",
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``.
+
+    ``preset`` (e.g. ``paper``): every learned method with that preset runs its preset's
+    non-budget options (:func:`preset_method_options`) at the suite's budget; recorded in
+    ``suite.json`` and in every cell (``preset``), and shown in the table.
 
     ``learn_on`` (a task name) learns every loss there and evaluates it on the suite's tasks;
     the ``transfer`` suite does that by default (MNIST / LeNet-5). ``data_dir`` applies to
@@ -199,6 +249,7 @@ def run_suite(
     if budget not in budgets:
         raise ConfigError(f"budget must be suite, quick or reference, got {budget!r}")
     chosen = budgets[budget]
+    preset_options = preset_method_options(preset)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +261,13 @@ def run_suite(
             f"bench --out {out}: cannot write there ({exc.strerror or exc})"
         ) from None
     cells_path = out / rundir.CELLS
+    if cells_path.exists() and (out / rundir.SUITE).exists():
+        before = io.read_json(out / rundir.SUITE).get("preset", "default")
+        if before != preset:
+            raise ConfigError(
+                f"bench --out {out}: its cells ran with --preset {before}, not {preset}; "
+                "use another folder"
+            )
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
     n_seeds = seeds or suite.seeds
     task_names = list(tasks or suite.tasks)
@@ -223,6 +281,8 @@ def run_suite(
             "seeds": n_seeds,
             "budget": budget,
             "budgets": chosen,
+            "preset": preset,
+            "preset_options": preset_options,
             "steps": steps,
             "learn_on": learn_on,
             "first_seed": first_seed,
@@ -262,7 +322,7 @@ def run_suite(
                 elif online:
                     # AdaLFL trains the model while the loss adapts: the whole online run is
                     # tuned (a grid of online runs on tuning seeds), then run on ``seed``.
-                    kw = {**_budget(chosen, method), "steps": steps}
+                    kw = {**_budget(chosen, method, preset_options), "steps": steps}
                     if tune:
                         key = (task_name, method)
                         if key not in shared_tuning:
@@ -285,8 +345,9 @@ def run_suite(
                 elif method == "mln":
                     if seed not in mln_cache:
                         mln_cache[seed] = ml.learn(
-                            "mln", None, seed=seed, progress=progress, **chosen.get("mln", {})
-                        )
+                            "mln", None, seed=seed, progress=progress,
+                            **_budget(chosen, "mln", preset_options),
+                        )  # fmt: skip
                     res = mln_cache[seed]
                     loss, meta_seconds = res.loss, res.seconds
                 else:
@@ -294,7 +355,8 @@ def run_suite(
                     if source is not task and key3 in learned:
                         res = learned[key3]
                     else:
-                        res = _learn(method, source, seed, _budget(chosen, method), progress)
+                        opts = _budget(chosen, method, preset_options)
+                        res = _learn(method, source, seed, opts, progress)
                         learned[key3] = res
                     loss, meta_seconds = res.loss, res.seconds
                     info = {"formula": loss.describe()}
@@ -334,6 +396,7 @@ def run_suite(
                     "tune_seconds": tuning.seconds if tuning is not None else 0.0,
                     "seconds": time.perf_counter() - t0,
                     "learned_on": source_name,
+                    "preset": _cell_preset(method, preset_options, preset),
                     **({"tuning": tuning.to_dict()} if tuning is not None else {}),
                     **info,
                 }
@@ -347,115 +410,3 @@ def run_suite(
     io.write_json(out / rundir.SUMMARY, summary)
     (out / rundir.TABLE).write_text(markdown(summary))
     return summary
-
-
-def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per task and method: mean, std, chosen lrs, delta, Welch p, Holm p and 95 % CI.
-
-    The baseline is tuned cross-entropy (``ce``; MSE for regression). Holm-Bonferroni
-    runs over all comparisons with it within a task.
-    """
-    by: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for c in cells:
-        by.setdefault(c["task"], {}).setdefault(c["method"], []).append(c)
-    tasks_out = {}
-    for task, methods in by.items():
-        base_name = "ce" if "ce" in methods else next(iter(methods))
-        base = [float(c["test"]) for c in methods[base_name]]
-        rows = {}
-        for method, cs in methods.items():
-            vals = [float(c["test"]) for c in cs]
-            diags = [c["diagnostic"] for c in cs if isinstance(c.get("diagnostic"), dict)]
-            lrs = sorted({float(c["lr"]) for c in cs if c.get("lr") is not None})
-            rows[method] = {
-                "n": len(vals),
-                "mean": float(np.mean(vals)),
-                "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                "delta": float(np.mean(vals) - np.mean(base)),
-                "p_value": math.nan if method == base_name else welch_p(vals, base),
-                "ci95": [math.nan, math.nan] if method == base_name else list(welch_ci(vals, base)),
-                "lrs": lrs,
-                "tuned": all(c.get("tuned", False) for c in cs),
-                "collapsed": sum(bool(c.get("collapsed", False)) for c in cs),
-                "meta_seconds": float(np.mean([c["meta_seconds"] for c in cs])),
-                "tune_seconds": float(np.mean([c.get("tune_seconds", 0.0) for c in cs])),
-                "metric": cs[0]["metric"],
-                "formula": cs[0].get("formula", ""),
-                "grad_ratio": float(np.mean([d["grad_norm_ratio"] for d in diags]))
-                if diags
-                else math.nan,
-                "cosine": float(np.mean([d["cosine"] for d in diags])) if diags else math.nan,
-                "cosine_trained": float(np.mean([d.get("cosine_trained", math.nan) for d in diags]))
-                if diags
-                else math.nan,
-                "rescaled": bool(diags) and all(d.get("rescaled", False) for d in diags),
-            }
-        names = list(rows)
-        for name, ph in zip(names, holm([rows[n]["p_value"] for n in names])):
-            r = rows[name]
-            r["p_holm"] = ph
-            significant = not math.isnan(ph) and ph < 0.05
-            r["verdict"] = ("better" if r["delta"] < 0 else "worse") if significant else "tie"
-        tasks_out[task] = {"baseline": base_name, "rows": rows}
-    return {"tasks": tasks_out}
-
-
-def _lr_text(lrs: list[float]) -> str:
-    if not lrs:
-        return ""
-    if len(lrs) == 1:
-        return f"{lrs[0]:g}"
-    return f"{lrs[0]:g}-{lrs[-1]:g}"
-
-
-def markdown(summary: dict[str, Any]) -> str:
-    """The suite table: one block per task. Bold: Holm-corrected p < 0.05 and better."""
-    lines = []
-    for task, block in summary["tasks"].items():
-        metric = next(iter(block["rows"].values()))["metric"]
-        lines += [
-            f"### {task} (test {metric})",
-            "",
-            f"| method | lr | test {metric} (mean ± std) | n | Δ vs {block['baseline']} [95 % CI] "
-            "| p (Holm) | step vs CE (ratio, cos at init / after 100 CE steps) | meta-train time |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        rescaled = []
-        for method, r in block["rows"].items():
-            base = method == block["baseline"]
-            ci = r.get("ci95", [math.nan, math.nan])
-            delta = "" if base else f"{r['delta']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]"
-            ph = r.get("p_holm", r.get("p_value", math.nan))
-            p = "" if base or math.isnan(ph) else f"{ph:.3f}"
-            cell = f"{r['mean']:.4f} ± {r['std']:.4f}"
-            verdict = r.get("verdict", "tie")
-            cell = f"**{cell}**" if verdict == "better" else cell
-            cell = f"{cell} (worse)" if verdict == "worse" else cell
-            ratio, cos = r.get("grad_ratio", math.nan), r.get("cosine", math.nan)
-            cos_t = r.get("cosine_trained", math.nan)
-            step = "" if math.isnan(ratio) else f"x{ratio:.3g}, {cos:.3f}"
-            step += "" if math.isnan(ratio) or math.isnan(cos_t) else f" / {cos_t:.3f}"
-            if r.get("rescaled", not math.isnan(cos) and cos > 0.98):
-                rescaled.append(method)
-            meta = f"{r['meta_seconds']:.0f} s" if r["meta_seconds"] else ""
-            lr = _lr_text(r.get("lrs", []))
-            lr = lr if r.get("tuned", False) or not lr else f"{lr} (untuned)"
-            lines.append(
-                f"| {method} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
-            )
-        collapsed = [f"{m} ({r['collapsed']} of {r['n']})" for m, r in block["rows"].items()
-                     if r.get("collapsed")]  # fmt: skip
-        if collapsed:
-            lines.append("")
-            lines.append(
-                "Runs collapsed to chance level (validation metric no better than a constant "
-                f"predictor): {', '.join(collapsed)}."
-            )
-        if rescaled:
-            lines.append("")
-            lines.append(
-                "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "
-                f"100 CE steps, every seed): {', '.join(rescaled)}."
-            )
-        lines.append("")
-    return "\n".join(lines)

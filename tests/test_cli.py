@@ -19,6 +19,7 @@ from helpers.cli import run_cli as cli
 from metaloss import rundir
 from metaloss.io import save_loss
 from metaloss.losses.taylor import TaylorLoss
+from metaloss.meta.configs import config_class
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,7 @@ def test_learn_method_help_lists_its_config_and_unknown_keys_are_refused(tmp_pat
     assert out.returncode == 2
     assert out.stderr.strip() == (
         "error: taylorglo: unknown option 'genertions' (did you mean 'generations'?); "
-        "valid: generations, popsize, sigma, fitness_steps, theta0"
+        f"valid: {', '.join(config_class('taylorglo').option_names())}"
     )
 
 

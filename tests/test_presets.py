@@ -103,3 +103,51 @@ def test_cli_paper_preset_is_recorded(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     spec = json.loads((out / "spec.json").read_text())
     assert spec["info"]["preset"] == "paper" and spec["config"]["variation"] == "or"
+
+
+def _doc_rows():
+    """docs/presets.md: per ``## method`` section, ``{option: (default, paper)}``."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "presets.md").read_text()
+    sections: dict[str, dict[str, tuple[str, str]]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), {})
+        elif current is not None and line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            current[cells[0].strip("`")] = (cells[1], cells[2])
+            assert len(cells) == 4 and cells[3], f"{line!r}: a row needs its reason"
+    return sections
+
+
+def test_presets_doc_lists_exactly_the_differences():
+    """The page names exactly the options preset_differences finds, with their values, for
+    every method with a paper preset; ce-step is there, saying it has none."""
+    from metaloss.meta.config import _text
+    from metaloss.meta.configs import preset_differences
+
+    sections = _doc_rows()
+    assert set(sections) == {*PAPER_METHODS, "ce-step"}
+    assert sections["ce-step"] == {}
+    for method in PAPER_METHODS:
+        expected = {k: (_text(a), _text(b)) for k, a, b in preset_differences(method)}
+        assert sections[method] == expected, method
+
+
+def test_preset_differences_against_the_configs():
+    from metaloss.meta.configs import preset_differences
+
+    # hand-checked: ML3's paper preset changes the budget, the query batch and the init
+    assert preset_differences("ml3") == [
+        ("meta_steps", 250, 500),
+        ("query", "next", "same"),
+        ("init", "torch", "xavier"),
+    ]
+    assert preset_differences("taylorglo") == []
+    assert preset_differences("mln", "default", "default") == []
+    assert preset_differences("taylorglo", "default", "fast") == [
+        ("generations", 50, 2), ("popsize", 25, 4), ("fitness_steps", 500, 20)]  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown preset 'paper'"):
+        preset_differences("ce-step")

@@ -424,3 +424,57 @@ def test_reacher_meta_training_lowers_meta_objective():
     )
     first, last = hist[0]["meta_loss"], np.mean([r["meta_loss"] for r in hist[-3:]])
     assert last < first - 0.03, f"meta-objective {first:.4f} -> {last:.4f}"
+
+
+def _params_of(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_reacher_refit_adds_policy_rollouts_and_is_deterministic():
+    """refit_every=2 over 3 meta steps refits after steps 0 and 2 (the reference refits at
+    iteration 0, 300, ...): each adds the true-simulator rollouts of that step's updated
+    policy on its (start, goal) batch to the model's data and trains on; twice the same."""
+    cfg = rc.ReacherConfig(episodes=16, model_steps=20, meta_steps=3, batch=4, horizon=8,
+                           refit_every=2)  # fmt: skip
+    x0, u0, y0 = rc.collect(cfg, 0)
+    runs = []
+    for _ in range(2):
+        model = rc.fit_dynamics(cfg, 0)
+        fitted = _params_of(model)
+        loss, hist = rc.meta_train_loss(model, cfg, seed=0)
+        runs.append((model, fitted, loss, hist))
+    model, fitted, loss, hist = runs[0]
+    n0, per_refit = len(x0), cfg.batch * cfg.horizon
+    x, u, y = model.data
+    assert model.refits == 2 and len(x) == n0 + 2 * per_refit
+    assert torch.equal(x[:n0], x0) and torch.equal(u[:n0], u0)  # the random data stays
+    new_x, new_u, new_y = x[n0:], u[n0:], y[n0:]
+    # real transitions of the true simulator, by a tanh policy (actions inside (-1, 1))
+    torch.testing.assert_close(rc.ENV.step(new_x, new_u), new_y)
+    assert float(new_u.abs().max()) < 1.0
+    # the first refit's rollouts start at the states of meta step 0's batch
+    starts, _ = rc.sample_pairs(cfg.batch, 1_000_003, cfg.train_angles)
+    torch.testing.assert_close(new_x[:per_refit].reshape(cfg.batch, cfg.horizon, 4)[:, 0], starts)
+    assert any(not torch.equal(a, b) for a, b in zip(fitted, _params_of(model)))  # trained on
+    # deterministic for the seed
+    model2, _, loss2, hist2 = runs[1]
+    assert all(torch.equal(a, b) for a, b in zip(_params_of(model), _params_of(model2)))
+    assert all(torch.equal(a, b) for a, b in zip(model.data, model2.data))
+    assert [r["meta_loss"] for r in hist] == [r["meta_loss"] for r in hist2]
+    assert all(torch.equal(a, b) for a, b in zip(loss.parameters(), loss2.parameters()))
+
+    # refit_every=0 (the default) leaves the model as fitted on the random rollouts
+    off = rc.fit_dynamics(cfg, 0)
+    rc.meta_train_loss(off, replace(cfg, refit_every=0), seed=0)
+    assert off.refits == 0 and len(off.data[0]) == n0
+    assert all(torch.equal(a, b) for a, b in zip(fitted, _params_of(off)))
+
+
+def test_reacher_refit_setting_is_an_option_with_the_references_value():
+    assert rc.ReacherConfig().refit_every == 0  # default: fit once on random rollouts
+    paper = rc.ReacherConfig.paper_like()
+    assert (paper.refit_every, paper.meta_steps, paper.inner_steps) == (300, 3000, 1)
+    res = learn_rl("rl-reacher", seed=0, episodes=16, model_steps=10, meta_steps=3, batch=2,
+                   horizon=6, refit_every=1)  # fmt: skip
+    assert res.config["refit_every"] == 1 and res.info["model_refits"] == 3
+    assert float(res.info["model_one_step_nmse_final"]) < 1.0

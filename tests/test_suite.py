@@ -36,3 +36,54 @@ def test_transfer_learns_once_and_resumes(tmp_path):
     again = _cells(tmp_path)
     assert len(again) == 4
     assert [c["test"] for c in again] == [json.loads(line)["test"] for line in lines]
+
+
+def test_paper_preset_runs_the_papers_options_at_the_suites_budget(tmp_path, monkeypatch):
+    import pytest
+
+    import metaloss.suite as suite_mod
+    from metaloss.errors import ConfigError
+    from metaloss.suite import Suite, preset_budgets
+
+    results = {}
+    real = suite_mod._learn
+
+    def spy(method, task, seed, options, progress=False):
+        results[method] = res = real(method, task, seed, options, progress)
+        return res
+
+    monkeypatch.setattr(suite_mod, "_learn", spy)
+    budgets = preset_budgets("fast")
+    budgets["evomal"] = {**budgets["evomal"], "population": 8}  # the paper's filter rejects most
+    tiny = Suite("tiny", tasks=["iris-linear"], methods=["ce", "evomal"], seeds=1, budgets=budgets)
+    kw = dict(steps=20, tune=False, log=lambda *a: None)
+    summary = run_suite(tiny, tmp_path, preset="paper", **kw)
+
+    spec = json.loads((tmp_path / "suite.json").read_text())
+    assert spec["preset"] == "paper"
+    assert spec["preset_options"]["evomal"]["variation"] == "or"
+    assert "population" not in spec["preset_options"]["evomal"]  # a budget: the suite's
+    cells = {c["method"]: c for c in _cells(tmp_path)}
+    assert cells["evomal"]["preset"] == "paper" and cells["ce"]["preset"] is None
+    # used: the paper's operators at the suite's (fast) budget, not the paper's 25 x 50
+    config = results["evomal"].config
+    assert config["variation"] == "or" and config["mutation_method"] == "half"
+    assert config["root_weight"] is False and config["seed_trees"] is None
+    assert (config["population"], config["generations"]) == (8, 2)
+    assert summary["tasks"]["iris-linear"]["rows"]["evomal"]["preset"] == "paper"
+    assert "| evomal (paper) |" in (tmp_path / "table.md").read_text()
+    # resuming the folder under another preset would mix the two: refused
+    with pytest.raises(ConfigError, match="preset paper"):
+        run_suite(tiny, tmp_path, preset="default", **kw)
+
+
+def test_default_preset_leaves_the_suite_budget_alone():
+    from metaloss.suite import QUICK_BUDGETS, _budget, preset_method_options
+
+    assert (
+        _budget(QUICK_BUDGETS, "evomal", preset_method_options("default"))
+        == QUICK_BUDGETS["evomal"]
+    )
+    merged = _budget(QUICK_BUDGETS, "evomal", preset_method_options("paper"))
+    assert merged["seed_trees"] is None and merged["variation"] == "or"  # the paper's operators
+    assert merged["population"] == QUICK_BUDGETS["evomal"]["population"] == 12  # suite's budget

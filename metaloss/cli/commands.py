@@ -299,6 +299,13 @@ def bench(
         bool, typer.Option(help="tune every row's learning rate on validation (fair protocol)")
     ] = True,
     tune_seeds: Annotated[int, typer.Option(min=1, help="tuning seeds")] = 2,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="each learned method's preset (paper: its non-budget options at "
+            "the suite's budgets)"
+        ),
+    ] = "default",  # fmt: skip
 ) -> None:
     """Run a benchmark suite (resumable): JSON cells, summary and a markdown table.
 
@@ -310,7 +317,7 @@ def bench(
     summary = run_suite(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
-        first_seed=first_seed, tune=tune, tune_seeds=tune_seeds, progress=True,
+        first_seed=first_seed, tune=tune, tune_seeds=tune_seeds, progress=True, preset=preset,
     )  # fmt: skip
     from metaloss.suite import markdown
 

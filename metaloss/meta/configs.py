@@ -425,3 +425,25 @@ def config_class(method: str) -> type[MethodConfig]:
     if key not in CONFIGS:
         raise ConfigError(f"unknown method {method!r}; known: {', '.join(CONFIGS)}")
     return CONFIGS[key]
+
+
+def preset_differences(
+    method: str, a: str = "default", b: str = "paper"
+) -> list[tuple[str, Any, Any]]:
+    """The options whose values differ between presets ``a`` and ``b`` of a method:
+    ``(option, value in a, value in b)`` in declaration order (docs/presets.md lists them
+    for ``default`` vs ``paper``; a test keeps the page in step).
+
+    Example:
+        >>> preset_differences("adalfl")
+        [('residual_ce', 1.0, 0.0)]
+        >>> preset_differences("taylorglo")
+        []
+    """
+    cls = config_class(method)
+    first, second = cls.preset(a), cls.preset(b)
+    return [
+        (name, getattr(first, name), getattr(second, name))
+        for name in cls.option_names()
+        if getattr(first, name) != getattr(second, name)
+    ]

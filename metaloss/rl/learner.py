@@ -105,6 +105,7 @@ def meta_train_rl(
     name: str = "ml3-rl",
     log_every: int = 10,
     keep_best: bool = False,
+    on_step: Callable[[int, mf.Params], None] | None = None,
 ) -> list[dict[str, float]]:
     """ML³ meta-training of a policy loss, in place; returns one history row per meta step.
 
@@ -121,6 +122,9 @@ def meta_train_rl(
         inner_steps, inner_lr, max_norm: the inner loop, clipped SGD (``max_norm`` 0: off).
         keep_best: end with the loss parameters that gave the lowest meta-objective (the
             value recorded for a step belongs to the parameters before its update).
+        on_step: ``(step, updated params) -> None``, called after every meta step with the
+            (detached) policy its inner steps produced (the reacher refits its dynamics
+            model on rollouts of it).
     """
     meta_params = [p for p in loss.parameters() if p.requires_grad]
     meta_opt = torch.optim.Adam(meta_params, lr=meta_lr)
@@ -143,6 +147,8 @@ def meta_train_rl(
             if keep_best and value < best[0]:
                 best = (value, before)
             params = mf.detach(params)
+            if on_step is not None:
+                on_step(step, params)
             history.append(
                 {"meta_step": step + 1, "meta_loss": value, "seconds": time.perf_counter() - start}
             )
@@ -165,12 +171,14 @@ def meta_train_rl_with(
     objective: Callable[[mf.Params, int], Tensor],
     progress: bool = False,
     name: str = "ml3-rl",
+    on_step: Callable[[int, mf.Params], None] | None = None,
 ) -> list[dict[str, float]]:
     """:func:`meta_train_rl` with the schedule read from ``cfg`` (any experiment config)."""
     schedule = {f: getattr(cfg, f) for f in SCHEDULE_FIELDS}
     return meta_train_rl(
-        loss, fresh_params, inner_loss, objective, progress=progress, name=name, **schedule
-    )
+        loss, fresh_params, inner_loss, objective, progress=progress, name=name,
+        on_step=on_step, **schedule,
+    )  # fmt: skip
 
 
 def smooth(values: Sequence[float], window: int = 10) -> list[float]:

@@ -2,7 +2,13 @@
 
 1. Collect random-torque rollouts in the true simulator (:class:`~metaloss.rl.envs.Reacher`).
 2. Fit an ensemble of dynamics MLPs (``(cos q, sin q, dq, torque) -> delta state``); a model
-   rollout uses the ensemble mean.
+   rollout uses the ensemble mean. With ``refit_every=N`` (off by default; the reference's
+   value is 300, :meth:`ReacherConfig.paper_like`) the model is refitted on-policy during
+   meta-training: after every N-th meta step (the first included) the updated policy is
+   rolled out in the true simulator on that step's (start, goal) pairs, the rollouts join
+   the model's training data and the ensemble trains ``model_steps`` more steps on all of
+   it (:func:`refit_dynamics`), as the ML3 reference refits its model every 300 meta
+   iterations.
 3. Meta-train a :class:`~metaloss.rl.losses.StepLoss` over per-step features
    ``(fingertip-goal distance, torques, joint velocities)``: each meta step a fresh
    goal-conditioned policy takes ``inner_steps`` gradient steps of the learned loss back-
@@ -31,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from metaloss import functional as mf
+from metaloss.errors import ConfigError
 from metaloss.rl.envs import Reacher
 from metaloss.rl.learner import meta_train_rl_with, train_policy
 from metaloss.rl.losses import StepLoss
@@ -56,6 +63,9 @@ class ReacherConfig:
         train_steps, train_lr, train_optimizer: policy training at meta-test time.
         test_goals: (start, goal) pairs at meta-test time.
         train_angles, test_angles: goal angle ranges (radians) at meta-train / meta-test.
+        refit_every: refit the dynamics model on rollouts of the current policy every N
+            meta steps, from the first (0, the default: fit once on random rollouts; the
+            ML3 reference: 300 of its 3,000 meta iterations).
     """
 
     horizon: int = 40
@@ -80,6 +90,21 @@ class ReacherConfig:
     test_goals: int = 32
     train_angles: tuple[float, float] = (0.0, math.pi)
     test_angles: tuple[float, float] = (-math.pi, 0.0)
+    refit_every: int = 0
+
+    @classmethod
+    def paper_like(cls, **changes: Any) -> ReacherConfig:
+        """The settings closest to the ML3 reference's reacher experiment: 3,000 meta
+        iterations of one inner step from one fixed policy initialisation, the dynamics model
+        refitted on-policy every 300 (its simulator, horizon and loss inputs differ: see
+        docs/fidelity.md).
+
+        Example:
+            >>> ReacherConfig.paper_like().refit_every
+            300
+        """
+        base = {"meta_steps": 3000, "inner_steps": 1, "fixed_init": True, "refit_every": 300}
+        return cls(**{**base, **changes})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -121,6 +146,9 @@ class DynamicsEnsemble(nn.Module):
             )
         self.register_buffer("delta_scale", torch.ones(4))
         self.members = members
+        # the training data (states, actions, next states) and the on-policy refits so far
+        self.data: tuple[Tensor, Tensor, Tensor] | None = None
+        self.refits = 0
 
     def predict(self, state: Tensor, action: Tensor) -> Tensor:
         """Per-member normalised deltas, shape ``(members, B, 4)``."""
@@ -159,15 +187,16 @@ def collect(cfg: ReacherConfig, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     return torch.cat(xs), torch.cat(us), torch.cat(ys)
 
 
-def fit_dynamics(cfg: ReacherConfig, seed: int = 0) -> DynamicsEnsemble:
-    """Fit the ensemble (bootstrap minibatches per member, Adam) on random rollouts."""
-    x, u, y = collect(cfg, seed)
-    delta = y - x
-    model = DynamicsEnsemble(cfg.members, cfg.model_hidden, seed)
-    model.delta_scale.copy_(delta.std(0) + 1e-6)
-    target = delta / model.delta_scale
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.model_lr)
-    gen = torch.Generator().manual_seed(20_000 + seed)
+def _train_dynamics(model: DynamicsEnsemble, cfg: ReacherConfig, gen: torch.Generator) -> None:
+    """``cfg.model_steps`` Adam steps (a fresh Adam) on ``model.data``, every member on its
+    own uniformly drawn minibatches; the parameters stay frozen outside."""
+    assert model.data is not None
+    x, u, y = model.data
+    target = (y - x) / model.delta_scale
+    params = list(model.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=cfg.model_lr)
     n = x.shape[0]
     for _ in range(cfg.model_steps):
         idx = torch.randint(0, n, (cfg.members, 256), generator=gen)
@@ -181,8 +210,53 @@ def fit_dynamics(cfg: ReacherConfig, seed: int = 0) -> DynamicsEnsemble:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    for p in model.parameters():
+    for p in params:
         p.requires_grad_(False)
+
+
+def fit_dynamics(cfg: ReacherConfig, seed: int = 0) -> DynamicsEnsemble:
+    """Fit the ensemble (bootstrap minibatches per member, Adam) on random rollouts.
+
+    The model keeps its training data, ``model.data = (states, actions, next_states)``
+    (:func:`refit_dynamics` adds to it), and counts its refits in ``model.refits``.
+    """
+    x, u, y = collect(cfg, seed)
+    model = DynamicsEnsemble(cfg.members, cfg.model_hidden, seed)
+    model.delta_scale.copy_((y - x).std(0) + 1e-6)
+    model.data = (x, u, y)
+    _train_dynamics(model, cfg, torch.Generator().manual_seed(20_000 + seed))
+    return model
+
+
+def refit_dynamics(
+    model: DynamicsEnsemble, states: Tensor, actions: Tensor, cfg: ReacherConfig, seed: int = 0
+) -> DynamicsEnsemble:
+    """Add true-simulator rollouts (``states`` ``(B, T+1, 4)``, ``actions`` ``(B, T, 2)``,
+    as :func:`rollout` returns them) to the model's data and train it further, in place.
+
+    The ensemble continues from its weights with a fresh Adam for ``cfg.model_steps`` steps
+    on all its data (the ML3 reference continues training its ensemble on the aggregated
+    data too); the normalisation (``delta_scale``) stays that of the first fit. Deterministic
+    for ``seed`` and the number of refits so far.
+
+    Example:
+        >>> cfg = ReacherConfig(episodes=4, model_steps=2, horizon=5, members=2)
+        >>> model = fit_dynamics(cfg, seed=0)
+        >>> starts, goals = sample_pairs(3, 0, cfg.train_angles)
+        >>> states, actions = rollout(policy_init(cfg, 0), starts, goals, cfg.horizon)
+        >>> model = refit_dynamics(model, states.detach(), actions.detach(), cfg, seed=0)
+        >>> model.refits, model.data[0].shape[0]  # 4 x 5 random + 3 x 5 policy transitions
+        (1, 35)
+    """
+    if model.data is None:
+        raise ConfigError("refit_dynamics: the model has no training data (use fit_dynamics)")
+    x, u, y = model.data
+    new = (states[:, :-1].reshape(-1, 4), actions.reshape(-1, 2), states[:, 1:].reshape(-1, 4))
+    x, u, y = (torch.cat([a, b.to(a.dtype)]) for a, b in zip((x, u, y), new))
+    model.data = (x, u, y)
+    model.refits += 1
+    gen = torch.Generator().manual_seed(30_000 + 1_009 * seed + model.refits)
+    _train_dynamics(model, cfg, gen)
     return model
 
 
@@ -275,7 +349,11 @@ def meta_train_loss(
     progress: bool = False,
     loss: StepLoss | None = None,
 ) -> tuple[StepLoss, list[dict[str, float]]]:
-    """Meta-train a loss through the learned model on the meta-train goal region."""
+    """Meta-train a loss through the learned model on the meta-train goal region.
+
+    With ``cfg.refit_every`` the model is refitted on-policy along the way
+    (:func:`refit_dynamics`, in place: ``model`` is the refitted one afterwards).
+    """
     loss = loss or make_loss(cfg, seed)
     base = 1_000_003 * (seed + 1)
     pairs: dict[int, tuple[Tensor, Tensor]] = {}
@@ -296,6 +374,13 @@ def meta_train_loss(
         states, _ = rollout(params, starts, goals, cfg.horizon, model)
         return task_loss(states, goals)
 
+    def refit(step: int, params: mf.Params) -> None:
+        if cfg.refit_every > 0 and step % cfg.refit_every == 0:
+            starts, goals = batch(step)
+            with torch.no_grad():
+                states, actions = rollout(params, starts, goals, cfg.horizon)  # true simulator
+            refit_dynamics(model, states, actions, cfg, seed)
+
     history = meta_train_rl_with(
         cfg,
         loss,
@@ -304,6 +389,7 @@ def meta_train_loss(
         objective,
         progress=progress,
         name="ml3 reacher (model-based)",
+        on_step=refit,
     )
     return loss, history
 
@@ -349,6 +435,9 @@ def _learn(
     model = fit_dynamics(cfg, seed)
     info = {"model_one_step_nmse": f"{model_error(model, cfg):.4f}"}
     loss, history = meta_train_loss(model, cfg, seed, progress, loss)
+    if cfg.refit_every > 0:
+        info["model_refits"] = model.refits
+        info["model_one_step_nmse_final"] = f"{model_error(model, cfg):.4f}"
     return loss, history, info
 
 
@@ -374,6 +463,7 @@ __all__ = [
     "model_error",
     "policy_init",
     "policy_model",
+    "refit_dynamics",
     "rollout",
     "sample_pairs",
     "TASK",
