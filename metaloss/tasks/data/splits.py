@@ -1,7 +1,7 @@
 """Seeded stratified train/validation splits and train-split standardisation.
 
 Both are hand-written rather than scikit-learn's ``train_test_split(stratify=...)`` /
-``StandardScaler`` (``tests/test_datasets.py`` checks the differences): the split fixes which
+``StandardScaler`` (``tests/tasks/test_datasets.py`` checks the differences): the split fixes which
 examples every seed trains and validates on (and so the registry's tuned learning rates),
 and scikit-learn's RNG draws other examples for the same seed; the scaler agrees bit for bit
 on ordinary columns but scikit-learn gives near-constant columns scale 1, it cannot average

@@ -109,7 +109,7 @@ def _doc_rows():
     """docs/presets.md: per ``## method`` section, ``{option: (default, paper)}``."""
     from pathlib import Path
 
-    text = (Path(__file__).parent.parent / "docs" / "presets.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "presets.md").read_text()
     sections: dict[str, dict[str, tuple[str, str]]] = {}
     current = None
     for line in text.splitlines():

@@ -12,7 +12,7 @@ import metaloss as ml
 from metaloss.losses.neural import NeuralLoss
 from metaloss.meta.unrolled import MetaStepper, ML3Config, meta_train
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 
 def _rss_mb() -> float:

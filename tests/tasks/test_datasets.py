@@ -31,7 +31,7 @@ from metaloss.tasks.datasets import (
     stratified_split,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 MNIST = DATA / "mnist"
 CIFAR_ZIP = DATA / "cifar10_jpeg" / "cifar10-images-jpeg-q75.zip"
 UCI = DATA / "uci_regression"

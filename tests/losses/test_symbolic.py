@@ -348,7 +348,7 @@ def test_canonical_is_stable_across_processes() -> None:
         "print(json.dumps([canonical(Tree.from_json(t)) for t in json.load(sys.stdin)]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(
         [sys.executable, "-c", code],

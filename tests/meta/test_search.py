@@ -23,7 +23,7 @@ from metaloss.meta.evolution import CMAES, OpenAIES, VectorFamily
 from metaloss.meta.gp import GPSearch, rejection_filter
 from metaloss.meta.search import run_search
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quadratic(c: Candidate) -> Fitness:

@@ -21,7 +21,7 @@ from metaloss.io import save_loss
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.configs import config_class
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tasks_lists_registry():

@@ -145,7 +145,7 @@ def test_importing_plots_and_report_selects_no_backend_and_no_pyplot():
         "print('matplotlib.pyplot' in sys.modules, matplotlib.rcParams._get_backend_or_none(),"
         " png[:4] == b'\\x89PNG')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("MPLBACKEND", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120, check=True)  # fmt: skip

@@ -25,7 +25,7 @@ from metaloss.rl.learner import meta_train_rl, train_policy
 from metaloss.rl.losses import StepLoss
 from metaloss.tasks.base import Task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENVS = {
     "rl-cartpole": CartPole,
     "rl-pendulum": Pendulum,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PART_KEYS = {
     "lenet5_ce": {"steps_per_s", "steps", "batch_size", "run_seconds"},

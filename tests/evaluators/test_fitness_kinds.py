@@ -15,7 +15,7 @@ from metaloss.evaluators import fitness as fitness_kinds
 from metaloss.evaluators.batched import BatchedEvaluator
 from metaloss.evaluators.spec import FitnessSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_python(code: str) -> str:
