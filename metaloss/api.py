@@ -93,14 +93,18 @@ def learn(
     cls = config_class(method)
     if preset is not None and config is not None:
         raise ConfigError(f"{method}: pass a config or a preset, not both")
-    if isinstance(task, str):
+    rl = getattr(task, "kind", None) == "rl" or (
+        isinstance(task, str) and task.split("+")[0].startswith("rl-")
+    )
+    cfg = None if rl else cls.resolve(cls.preset(preset) if preset else config, overrides)
+    if isinstance(task, str):  # after validation: a misspelt option loads no data
         task = tasks.get(task, device=device)
     run: dict[str, Any] = {"seed": seed, "progress": progress, "run_dir": run_dir}
     if progress is None:
         run["progress"] = _progress_default()
     if run_dir is None:
         del run["run_dir"]
-    if getattr(task, "kind", None) == "rl":  # an RLTask: its own settings (metaloss.rl)
+    if rl:  # an RLTask: its own settings (metaloss.rl)
         if fn is not method_fn("ml3"):
             raise ConfigError(f"RL tasks ({task.name}) are meta-learned with ml3, not {method}")
         if config is not None or preset is not None:
@@ -110,7 +114,6 @@ def learn(
         result = fn(task, **run, **overrides)
         result.info.setdefault("preset", "default")
         return result
-    cfg = cls.resolve(cls.preset(preset) if preset else config, overrides)  # validated once
     if evaluator is not None or evaluator_options:
         if not _takes(fn, "evaluator"):
             raise ConfigError(f"{method}: no evaluator option (not a population search)")

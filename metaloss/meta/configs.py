@@ -34,6 +34,13 @@ NORMALIZE = ("none", "init", "running")
 _NORM_HELP = ("rescale the learned loss to cross-entropy's gradient norm: at initialisation "
               "or on every batch (a running ratio); kept in the returned loss")  # fmt: skip
 _LR_HELP = "meta-learn a learning-rate factor jointly, kept out of the loss (SGD only)"
+# the early-stopping options of the population searches (metaloss.meta.early_stop)
+_ES_HELP = ("stop a candidate whose validation metric at a checkpoint is above the previous "
+            "generation's quantile there (+ margin)")  # fmt: skip
+_ES_AT_HELP = "early-stopping checkpoints (fractions of fitness_steps)"
+_ES_QUANTILE_HELP = ("quantile of the previous generation's checkpoint metrics that a "
+                     "candidate must not exceed")  # fmt: skip
+_ES_MARGIN_HELP = "added to the early-stopping threshold (metric units)"
 _LRS_HELP = ("fitness = best validation metric over these multiples of the fitness run's "
              "learning rate, trained as one batched population (empty: off)")  # fmt: skip
 # the NeuralLoss fields of ML3 / AdaLFL (the rest of their configs is meta-training)
@@ -195,20 +202,10 @@ class TaylorGLOConfig(MethodConfig):
     theta0: tuple[float, ...] | None = opt(None, "start of the search (None: TaylorLoss's)")
     fitness_lrs: tuple[float, ...] = opt((), _LRS_HELP, gt=0)
     normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
-    early_stop: bool = opt(
-        False,
-        "stop a candidate whose validation metric at a checkpoint is "
-        "above the previous generation's quantile there (+ margin)",
-    )
-    early_stop_at: tuple[float, ...] = opt(
-        (0.25, 0.5), "early-stopping checkpoints (fractions of fitness_steps)", gt=0
-    )
-    early_stop_quantile: float = opt(
-        0.5,
-        "quantile of the previous generation's checkpoint metrics that a candidate must not exceed",
-        gt=0,
-    )
-    early_stop_margin: float = opt(0.0, "added to the early-stopping threshold (metric units)")
+    early_stop: bool = opt(False, _ES_HELP)
+    early_stop_at: tuple[float, ...] = opt((0.25, 0.5), _ES_AT_HELP, gt=0)
+    early_stop_quantile: float = opt(0.5, _ES_QUANTILE_HELP, gt=0)
+    early_stop_margin: float = opt(0.0, _ES_MARGIN_HELP)
 
 
 @dataclass(frozen=True)
@@ -334,20 +331,10 @@ class GPLFLConfig(MethodConfig):
     reject_target_log: bool = opt(True, "reject trees taking the log of the target unevaluated")
     fitness_lrs: tuple[float, ...] = opt((), _LRS_HELP, gt=0)
     normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
-    early_stop: bool = opt(
-        False,
-        "stop a candidate whose validation metric at a checkpoint is "
-        "above the previous generation's quantile there (+ margin)",
-    )
-    early_stop_at: tuple[float, ...] = opt(
-        (0.25, 0.5), "early-stopping checkpoints (fractions of fitness_steps)", gt=0
-    )
-    early_stop_quantile: float = opt(
-        0.5,
-        "quantile of the previous generation's checkpoint metrics that a candidate must not exceed",
-        gt=0,
-    )
-    early_stop_margin: float = opt(0.0, "added to the early-stopping threshold (metric units)")
+    early_stop: bool = opt(False, _ES_HELP)
+    early_stop_at: tuple[float, ...] = opt((0.25, 0.5), _ES_AT_HELP, gt=0)
+    early_stop_quantile: float = opt(0.5, _ES_QUANTILE_HELP, gt=0)
+    early_stop_margin: float = opt(0.0, _ES_MARGIN_HELP)
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]
