@@ -70,8 +70,9 @@ def learn(
     an unknown name or a value of the wrong type is a :class:`ConfigError` naming the option
     (with a suggestion). ``task`` may be a :class:`Task` or a registered name (built on
     ``device``); MLN ignores it (``None``). ``evaluator`` (population searches only) is a
-    name (``serial``, ``batched``, ``pool``, ``ray``; ``evaluator_options`` build it) or a
-    factory of the fitness function. Progress bars show by default when stderr is a
+    name (``auto``, the default: batched, pool or serial by the rule of
+    :func:`~metaloss.evaluators.auto.choose_evaluator`; ``serial``, ``batched``, ``pool``,
+    ``ray``; ``evaluator_options`` build it) or a factory of the fitness function. Progress bars show by default when stderr is a
     terminal (``progress=None``). The result records the task's data (name, variant, data
     files with sha256) for :meth:`LearnResult.save`.
 
@@ -117,7 +118,7 @@ def learn(
     if evaluator is not None or evaluator_options:
         if not _takes(fn, "evaluator"):
             raise ConfigError(f"{method}: no evaluator option (not a population search)")
-        run["evaluator"] = evaluator if evaluator is not None else "serial"
+        run["evaluator"] = evaluator if evaluator is not None else "auto"
         run["evaluator_options"] = evaluator_options
     if _takes(fn, "device"):
         run["device"] = device

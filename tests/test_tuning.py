@@ -127,9 +127,10 @@ def test_search_runs_differ_from_the_meta_test_run(monkeypatch):
         return real_train(task_, loss, config, seed=seed, **kw)
 
     monkeypatch.setattr(serial, "train", spy)
-    ml.learn("taylorglo", task, seed=seed, generations=1, popsize=2, fitness_steps=5)
+    ml.learn("taylorglo", task, seed=seed, generations=1, popsize=2, fitness_steps=5,
+             evaluator="serial")  # fmt: skip
     ml.learn("gplfl", task, seed=seed, population=4, generations=1, fitness_steps=5,
-             seed_trees="baselines")  # fmt: skip
+             seed_trees="baselines", evaluator="serial")  # fmt: skip
     assert seen and not any(same_stream(s, seed) or same_stream(s, seed + 1) for s in seen)
 
     stepper = MetaStepper(ml.losses.NeuralLoss.ml3(), task, ML3Config(meta_steps=1), seed=seed)

@@ -196,7 +196,9 @@ def learn(
         str | None,
         typer.Option(help="start from this preset of the method's config (paper, fast, quick...)"),
     ] = None,
-    evaluator: Annotated[str | None, typer.Option(help="serial, batched, pool or ray")] = None,
+    evaluator: Annotated[
+        str | None, typer.Option(help="auto (default), serial, batched, pool or ray")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the run dir's checkpoint")] = False,
     label_noise: LabelNoiseOpt = None,
     noise_kind: NoiseKindOpt = None,

@@ -44,7 +44,9 @@ def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
 
     ``pool`` (:class:`~metaloss.evaluators.pool.ProcessPoolEvaluator`) uses one worker
     process per available CPU (``num_workers`` / ``workers`` to change it), without Ray.
-    Each method's ``evaluator`` argument names one (default ``serial``).
+    Each method's ``evaluator`` argument names one (default ``auto``); an evaluator built
+    by ``auto`` records what it chose and why in its ``choice`` attribute, and the search's
+    result in ``info["evaluator"]``.
 
     >>> from metaloss import tasks
     >>> ev = make_evaluator("pool", TrainFitness(tasks.get("iris-linear")), num_workers=2)
@@ -56,12 +58,15 @@ def make_evaluator(name: str, fitness: FitnessFunction, **options) -> Evaluator:
     if name == "auto":
         from metaloss.evaluators.auto import choose_evaluator
 
-        name, _ = choose_evaluator(fitness)
+        name, reason = choose_evaluator(fitness)
         takes = {
             "batched": {"chunk_size", "check_every"},
             "pool": {"workers", "num_workers", "threads_per_worker", "max_retries"},
         }
         options = {k: v for k, v in options.items() if k in takes.get(name, set())}
+        ev = make_evaluator(name, fitness, **options)
+        ev.choice = {"evaluator": name, "reason": reason}
+        return ev
     if name == "serial":
         return SerialEvaluator(fitness)
     if name in ("batched", "vmap"):

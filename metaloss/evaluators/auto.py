@@ -15,6 +15,10 @@ The rule, from the measurements in docs/benchmarks.md ("Automatic evaluator choi
    average), else **serial**. The pool (one worker per CPU, one torch thread each) is
    bitwise equal to serial, so the load never changes a result, only the speed; on a
    machine whose cores other sessions keep busy the pool measured 0.75-0.92x of serial.
+   A fitness the workers cannot rebuild (not describable as a
+   :class:`~metaloss.evaluators.spec.FitnessSpec`, e.g. an unregistered task) stays serial.
+
+``auto`` is every population search's default evaluator.
 
 Example:
     >>> from metaloss import tasks
@@ -86,5 +90,12 @@ def choose_evaluator(
     why = "dropout" if dropout else ("convolutions" if _has_conv(model) else "large model")
     idle = idle_cpus(cpus) if idle is None else float(idle)
     if cpus > 1 and idle >= POOL_MIN_IDLE:
+        from metaloss.errors import ConfigError
+        from metaloss.evaluators.spec import FitnessSpec
+
+        try:  # workers rebuild the fitness from its JSON description
+            FitnessSpec.from_fitness(fitness)
+        except ConfigError as exc:
+            return "serial", f"{why}; the workers cannot rebuild the fitness ({exc})"
         return "pool", f"{why}, {cpus} CPUs: one worker each"
     return "serial", f"{why}, {cpus} CPUs of which {max(0.0, idle):.1f} idle"

@@ -59,7 +59,7 @@ def learn_ce_step(
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    evaluator: EvaluatorSpec = "serial",
+    evaluator: EvaluatorSpec = "auto",
     evaluator_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> LearnResult:
@@ -77,7 +77,7 @@ def learn_ce_step(
     """
     cfg = CEStepConfig.resolve(config, overrides)
     meta, options = cfg.meta, cfg.mode_options()
-    if meta != "search" and (evaluator != "serial" or evaluator_options):
+    if meta != "search" and (evaluator not in ("serial", "auto") or evaluator_options):
         raise ConfigError(f"ce-step: evaluator applies to meta=search, not meta={meta}")
     if meta == "unrolled":
         from metaloss.meta.unrolled import learn_ml3

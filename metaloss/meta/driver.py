@@ -121,17 +121,24 @@ def run(
             cb(gen, cands, fits)
 
     start = time.perf_counter()
-    history = run_search(
-        search,
-        evaluator,
-        int(budget.generations),
-        run_dir,
-        progress,
-        name or f"{method} {task}".strip(),
-        each if callbacks else None,
-        early_stop=budget.early_stop,
-    )
+    try:
+        history = run_search(
+            search,
+            evaluator,
+            int(budget.generations),
+            run_dir,
+            progress,
+            name or f"{method} {task}".strip(),
+            each if callbacks else None,
+            early_stop=budget.early_stop,
+        )
+    finally:  # an evaluator chosen by "auto" belongs to this run: stop its workers
+        if getattr(evaluator, "choice", None) and hasattr(evaluator, "close"):
+            evaluator.close()
     out = outcome_of(search)
+    info = dict(out.info)
+    if getattr(evaluator, "choice", None):  # evaluator="auto": what it chose and why
+        info.setdefault("evaluator", dict(evaluator.choice))
     return LearnResult(
         method=method,
         task=task,
@@ -140,5 +147,5 @@ def run(
         history=history,
         config=dict(config or {}),
         hall_of_fame=list(out.hall_of_fame),
-        info=dict(out.info),
+        info=info,
     )

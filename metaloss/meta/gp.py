@@ -449,7 +449,7 @@ def learn_evomal(
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    evaluator: EvaluatorSpec = "serial",
+    evaluator: EvaluatorSpec = "auto",
     evaluator_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> LearnResult:
@@ -476,7 +476,7 @@ def learn_gplfl(
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    evaluator: EvaluatorSpec = "serial",
+    evaluator: EvaluatorSpec = "auto",
     evaluator_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> LearnResult:

@@ -319,7 +319,7 @@ def learn_mln(
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    evaluator: EvaluatorSpec = "serial",
+    evaluator: EvaluatorSpec = "auto",
     evaluator_options: Mapping[str, Any] | None = None,
     device: str = "cpu",
     **overrides: Any,
@@ -412,6 +412,8 @@ def learn_mln(
     history = found.history
     x_mean, x_best, x0 = _es_mean(search), np.asarray(search.best_x, float), family.x0()
     info: dict[str, Any] = {"best_sample_fitness": search.best_fitness}
+    if "evaluator" in found.info:  # evaluator="auto": what it chose and why
+        info["evaluator"] = found.info["evaluator"]
     chosen, x_final = "mean", x_mean
     if eval_tasks:
         held = MLNFitness(tasks_per_eval=eval_tasks, stream=_HELDOUT_STREAM, **common)

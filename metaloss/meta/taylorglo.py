@@ -37,7 +37,7 @@ def learn_taylorglo(
     seed: int = 0,
     progress: bool = False,
     run_dir: str | Path | None = None,
-    evaluator: EvaluatorSpec = "serial",
+    evaluator: EvaluatorSpec = "auto",
     evaluator_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> LearnResult:

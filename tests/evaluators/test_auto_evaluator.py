@@ -50,3 +50,24 @@ def test_make_evaluator_auto_builds_the_choice(digits):
     assert isinstance(ev, BatchedEvaluator) and ev.chunk_size == 3
     mln = make_evaluator("auto", MLNFitness(tasks_per_eval=1, train_steps=5), workers=2)
     assert isinstance(mln, SerialEvaluator)
+
+
+def test_a_fitness_the_workers_cannot_rebuild_stays_serial_without_warning(digits, recwarn):
+    local = TrainFitness(replace(digits, name="my-own-task", model_factory=lambda: conv_model()))
+    name, reason = choose_evaluator(local, cpus=4, idle=4)
+    assert name == "serial" and "cannot rebuild" in reason
+    assert not [w for w in recwarn if "pool evaluator" in str(w.message)]
+
+
+def test_auto_is_the_searches_default_and_is_recorded():
+    import metaloss as ml
+
+    opts = dict(seed=1, generations=2, popsize=4, fitness_steps=10)
+    default = ml.learn("taylorglo", "iris-linear", **opts)
+    assert default.info["evaluator"]["evaluator"] == "batched"  # small dense model on a CPU
+    assert default.config["evaluator"] == "auto"
+    batched = ml.learn("taylorglo", "iris-linear", evaluator="batched", **opts)
+    assert [h["best"] for h in default.history] == [h["best"] for h in batched.history]
+    assert "evaluator" not in batched.info  # chosen by name: nothing to explain
+    mln = ml.learn("mln", None, generations=1, popsize=2, tasks_per_eval=1, train_steps=5)
+    assert mln.info["evaluator"]["evaluator"] == "serial"
