@@ -38,11 +38,13 @@ BUDGETS = {
 LEARN = {"taylorglo": learn_taylorglo, "evomal": learn_evomal}
 
 
-def one(task: ml.Task, method: str, seed: int, stop: dict, eval_seeds: int) -> dict:
+def one(
+    task: ml.Task, method: str, seed: int, stop: dict, eval_seeds: int, evaluator: str = "serial"
+) -> dict:
     """One search (early stopping per ``stop``) and the fair evaluation of its loss."""
     cfg = BUDGETS[method].with_options(**stop)
     t0 = time.perf_counter()
-    res = LEARN[method](task, cfg, seed=seed)
+    res = LEARN[method](task, cfg, seed=seed, evaluator=evaluator)
     wall = time.perf_counter() - t0
     t0 = time.perf_counter()
     report = ml.evaluate([res.loss], task, seeds=eval_seeds, tune="lr", diagnose=False)
@@ -80,6 +82,11 @@ def main() -> None:
     )
     ap.add_argument("--quantile", type=float, default=0.5)
     ap.add_argument("--margin", type=float, default=0.0)
+    ap.add_argument(
+        "--reference", default="previous", choices=("previous", "elite"),
+        help="early_stop_reference of the rules",
+    )  # fmt: skip
+    ap.add_argument("--evaluator", default="serial", help="the searches' evaluator (both arms)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -89,6 +96,7 @@ def main() -> None:
             "early_stop_at": tuple(float(f) for f in rule.split(",")),
             "early_stop_quantile": args.quantile,
             "early_stop_margin": args.margin,
+            "early_stop_reference": args.reference,
         }
         for rule in args.rules
     ]
@@ -98,7 +106,7 @@ def main() -> None:
         for method in args.methods:
             for seed in range(args.seeds):
                 for stop in ({"early_stop": False}, *rules):
-                    runs.append(one(task, method, seed, stop, args.eval_seeds))
+                    runs.append(one(task, method, seed, stop, args.eval_seeds, args.evaluator))
     summary = []
     for name in args.tasks:
         for method in args.methods:
@@ -123,7 +131,8 @@ def main() -> None:
                 )
                 print(summary[-1], flush=True)
     name = "early_stop_" + "_".join(args.tasks)
-    write_result(name, {"runs": runs, "summary": summary, "rules": rules}, args.out)
+    meta = {"evaluator": args.evaluator}
+    write_result(name, {"runs": runs, "summary": summary, "rules": rules, **meta}, args.out)
 
 
 if __name__ == "__main__":

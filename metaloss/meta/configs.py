@@ -41,6 +41,8 @@ _ES_AT_HELP = "early-stopping checkpoints (fractions of fitness_steps)"
 _ES_QUANTILE_HELP = ("quantile of the previous generation's checkpoint metrics that a "
                      "candidate must not exceed")  # fmt: skip
 _ES_MARGIN_HELP = "added to the early-stopping threshold (metric units)"
+_ES_REF_HELP = ("early-stopping reference metrics: the previous generation's, or the best "
+                "popsize ever recorded (elite)")  # fmt: skip
 _LRS_HELP = ("fitness = best validation metric over these multiples of the fitness run's "
              "learning rate, trained as one batched population (empty: off)")  # fmt: skip
 # the NeuralLoss fields of ML3 / AdaLFL (the rest of their configs is meta-training)
@@ -206,6 +208,7 @@ class TaylorGLOConfig(MethodConfig):
     early_stop_at: tuple[float, ...] = opt((0.25, 0.5), _ES_AT_HELP, gt=0)
     early_stop_quantile: float = opt(0.5, _ES_QUANTILE_HELP, gt=0)
     early_stop_margin: float = opt(0.0, _ES_MARGIN_HELP)
+    early_stop_reference: str = opt("previous", _ES_REF_HELP, choices=("previous", "elite"))
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,7 @@ class GPLFLConfig(MethodConfig):
     early_stop_at: tuple[float, ...] = opt((0.25, 0.5), _ES_AT_HELP, gt=0)
     early_stop_quantile: float = opt(0.5, _ES_QUANTILE_HELP, gt=0)
     early_stop_margin: float = opt(0.0, _ES_MARGIN_HELP)
+    early_stop_reference: str = opt("previous", _ES_REF_HELP, choices=("previous", "elite"))
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]

@@ -40,17 +40,35 @@ import numpy as np
 from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness
 
-__all__ = ["EarlyStop", "early_stop_of"]
+__all__ = ["REFERENCES", "EarlyStop", "early_stop_of"]
+
+
+REFERENCES = ("previous", "elite")
 
 
 @dataclass(frozen=True)
 class EarlyStop:
     """The stopping rule: checkpoints ``at`` (fractions in (0, 1)), a ``quantile`` of the
-    previous generation's metrics there, plus ``margin`` (in the metric's units)."""
+    reference metrics there, plus ``margin`` (in the metric's units).
+
+    ``reference="previous"``: the previous generation's metrics at the checkpoint.
+    ``reference="elite"``: the best ``n`` metrics ever recorded at the checkpoint, over all
+    earlier generations, where ``n`` is the previous generation's size; it tightens as the
+    search improves (never looser than ``previous``'s threshold for the same quantile).
+
+    >>> from metaloss.evaluators.base import Fitness
+    >>> old = [Fitness(0.1, info={"checkpoints": {"0.5": v}}) for v in (0.1, 0.2)]
+    >>> new = [Fitness(0.3, info={"checkpoints": {"0.5": v}}) for v in (0.4, 0.6)]
+    >>> EarlyStop(at=(0.5,)).thresholds(new, old + new)  # previous: median of 0.4, 0.6
+    ((0.5, 0.5),)
+    >>> EarlyStop(at=(0.5,), reference="elite").thresholds(new, old + new)  # of 0.1, 0.2
+    ((0.5, 0.15000000000000002),)
+    """
 
     at: tuple[float, ...] = (0.25, 0.5)
     quantile: float = 0.5
     margin: float = 0.0
+    reference: str = "previous"
 
     def __post_init__(self) -> None:
         if not self.at or any(not 0 < f < 1 for f in self.at):
@@ -61,28 +79,46 @@ class EarlyStop:
             raise ConfigError(f"early_stop_quantile must be in (0, 1], got {self.quantile}")
         if not math.isfinite(self.margin):
             raise ConfigError(f"early_stop_margin must be finite, got {self.margin}")
+        if self.reference not in REFERENCES:
+            raise ConfigError(
+                f"early_stop_reference must be one of {', '.join(REFERENCES)}, "
+                f"got {self.reference!r}"
+            )
 
-    def thresholds(self, previous: Sequence[Fitness]) -> tuple[tuple[float, float], ...]:
+    def thresholds(
+        self, previous: Sequence[Fitness], history: Sequence[Fitness] | None = None
+    ) -> tuple[tuple[float, float], ...]:
         """``(fraction, threshold)`` per checkpoint from the previous generation's records
-        (``inf`` where none of them reached it)."""
+        (``reference="elite"``: the best ``len(previous)`` of ``history``, every earlier
+        generation's records); ``inf`` where none of them reached it."""
+        pool = previous if self.reference == "previous" else (history or previous)
         out = []
         for f in sorted(self.at):
             label = f"{f:g}"
-            vals = [
-                float(fit.info["checkpoints"][label])
-                for fit in previous
-                if fit.ok and label in fit.info.get("checkpoints", {})
-            ]
-            vals = [v for v in vals if math.isfinite(v)]
+            vals = [_metric(fit, label) for fit in pool]
+            vals = [v for v in vals if v is not None and math.isfinite(v)]
+            if self.reference == "elite":
+                vals = sorted(vals)[: len(previous)]
             t = float(np.quantile(vals, self.quantile)) + self.margin if vals else math.inf
             out.append((f, t))
         return tuple(out)
 
-    def apply(self, candidates: Sequence[Candidate], previous: Sequence[Fitness]) -> None:
+    def apply(
+        self,
+        candidates: Sequence[Candidate],
+        previous: Sequence[Fitness],
+        history: Sequence[Fitness] | None = None,
+    ) -> None:
         """Give every candidate this generation's checkpoints and thresholds."""
-        stop = self.thresholds(previous)
+        stop = self.thresholds(previous, history)
         for c in candidates:
             c.early_stop = stop
+
+
+def _metric(fit: Fitness, label: str) -> float | None:
+    if fit.ok and label in fit.info.get("checkpoints", {}):
+        return float(fit.info["checkpoints"][label])
+    return None
 
 
 def early_stop_of(cfg: object) -> EarlyStop | None:
@@ -98,4 +134,5 @@ def early_stop_of(cfg: object) -> EarlyStop | None:
         tuple(cfg.early_stop_at),  # type: ignore[attr-defined]
         float(cfg.early_stop_quantile),  # type: ignore[attr-defined]
         float(cfg.early_stop_margin),  # type: ignore[attr-defined]
+        str(getattr(cfg, "early_stop_reference", "previous")),
     )

@@ -105,6 +105,7 @@ def run_search(
             saved = io.load_tensors(run_dir / EVALS)
     start = time.perf_counter()
     previous: list[Fitness] = []
+    seen: list[Fitness] = []  # every generation's records (early_stop reference "elite")
     with progress_bar(generations, name, enabled=progress) as advance:
         for gen in range(generations):
             cands = search.ask()
@@ -133,7 +134,7 @@ def run_search(
                     )
             else:
                 if early_stop is not None:
-                    early_stop.apply(cands, previous)
+                    early_stop.apply(cands, previous, seen)
                 t0 = time.perf_counter()
                 fits = evaluator.evaluate(cands)
                 summary = summarise(gen, fits, time.perf_counter() - t0)
@@ -154,6 +155,7 @@ def run_search(
                     run_dir.mkdir(parents=True, exist_ok=True)
                     io.append_jsonl(run_dir / HISTORY, [row])
             previous = fits or previous  # a generation of cached candidates only: keep
+            seen.extend(fits)
             search.tell(cands, fits)
             if on_generation is not None:
                 on_generation(gen, cands, fits)

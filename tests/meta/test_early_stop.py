@@ -126,8 +126,53 @@ def test_the_driver_gives_thresholds_from_the_previous_generation_only():
     assert [h["train_steps"] for h in hist] == [30, 30, 30]
 
 
+def test_the_elite_reference_uses_the_best_records_of_every_earlier_generation():
+    seen: list[tuple] = []
+    values = {0: (0.3, 0.1, 0.5), 1: (0.9, 0.8, 0.7), 2: (0.2, 0.6, 0.4)}
+
+    class Fixed:
+        gen = 0
+
+        def ask(self):
+            return [Candidate(i, {"kind": "cross_entropy", "g": self.gen}) for i in range(3)]
+
+        def tell(self, cands, fits):
+            self.gen += 1
+
+    def fitness(c: Candidate) -> Fitness:
+        seen.append(c.early_stop)
+        v = values[c.spec["g"]][c.id]
+        return Fitness(v, info={"checkpoints": {"0.5": v}, "train_steps": 10})
+
+    rule = EarlyStop((0.5,), reference="elite")
+    run_search(Fixed(), SerialEvaluator(fitness), 4, early_stop=rule)
+    assert seen[0] == ((0.5, math.inf),)
+    assert flat(seen[3]) == pytest.approx([0.5, 0.3])  # median of (0.1, 0.3, 0.5)
+    # generation 1 was worse: elite keeps generation 0's best three, previous would take 0.8
+    assert flat(seen[6]) == pytest.approx([0.5, 0.3])
+    assert flat(seen[9]) == pytest.approx([0.5, 0.2])  # median of the best three (0.1, 0.2, 0.3)
+    with pytest.raises(ConfigError, match="early_stop_reference"):
+        EarlyStop((0.5,), reference="best")
+
+
+def test_elite_early_stopping_resumes_exactly(digits, tmp_path):
+    full = _taylorglo(digits, early_stop_reference="elite")
+    prev = _taylorglo(digits)
+    assert sum(h["stopped"] for h in full.history) >= sum(h["stopped"] for h in prev.history) > 0
+    learn_taylorglo(digits, TaylorGLOConfig(generations=2, popsize=6, fitness_steps=60,
+                    sigma=3.0), seed=1, early_stop=True, early_stop_reference="elite",
+                    run_dir=tmp_path, evaluator="serial")  # fmt: skip
+    resumed = _taylorglo(digits, run_dir=tmp_path, early_stop_reference="elite")
+    keys = ("best", "median", "stopped", "train_steps")
+    assert [[h[k] for k in keys] for h in full.history] == [
+        [h[k] for k in keys] for h in resumed.history
+    ]
+    assert torch.equal(full.loss.theta, resumed.loss.theta)
+
+
 def _taylorglo(task, **kw):
     cfg = TaylorGLOConfig(generations=4, popsize=6, fitness_steps=60, sigma=3.0)
+    kw.setdefault("evaluator", "serial")
     return learn_taylorglo(task, cfg, seed=1, early_stop=True, **kw)
 
 
@@ -138,7 +183,8 @@ def test_taylorglo_early_stopping_resumes_exactly_and_batched_agrees(digits, tmp
     steps = [h["train_steps"] for h in full.history]
     assert sum(steps) < 4 * 6 * 60
     learn_taylorglo(digits, TaylorGLOConfig(generations=2, popsize=6, fitness_steps=60,
-                    sigma=3.0), seed=1, early_stop=True, run_dir=tmp_path)  # fmt: skip
+                    sigma=3.0), seed=1, early_stop=True, run_dir=tmp_path,
+                    evaluator="serial")  # fmt: skip
     resumed = _taylorglo(digits, run_dir=tmp_path)
     for a, b in zip(full.history, resumed.history):
         assert (a["best"], a["median"], a["stopped"], a["train_steps"]) == (
