@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from common import RESULTS, write_result  # noqa: I001
 
+from metaloss.diagnostics import step_diagnostic
 from metaloss.losses import get_loss
 from metaloss.losses.neural import NeuralLoss
 from metaloss.meta.unrolled import ML3Config, meta_train
@@ -91,6 +92,7 @@ def run(
     if tune:
         results.update({"ml3 (tuned lr)": [], "mse (tuned lr)": []})
     chosen: dict[str, list[float]] = {"ml3": [], "mse": []}
+    diagnostics: list[dict] = []
     meta_seconds = []
     for seed in range(seeds):
         train_task = sine_task(1.0, -math.pi, -2, 2, 100, seed=1000 + seed)
@@ -133,6 +135,9 @@ def run(
         for k in range(n_sines):
             amp, phase = rng.uniform(0.2, 5.0), rng.uniform(-math.pi, math.pi)
             test_task = sine_task(amp, phase, -5, 5, 100, seed=10_000 * seed + k)
+            if k == 0:  # the step diagnostic vs MSE, full batch, on the first test sine
+                diag = step_diagnostic(loss, test_task, batches=1, seed=seed, warm_steps=0)
+                diagnostics.append({"ratio": diag.ratio, "cosine": diag.cosine})
             s = seed * 100 + k
             results["ml3"].append(curve(test_task, loss, steps, lr, s, on_train))
             results["mse"].append(curve(test_task, get_loss("mse"), steps, lr, s, on_train))
@@ -143,9 +148,8 @@ def run(
         name: np.asarray(c).reshape(seeds, n_sines, steps)[:, :, -1].mean(1).tolist()
         for name, c in results.items()
     }
-    if tune:
-        meta_seconds = {"meta_seconds": meta_seconds, "chosen_lr": chosen}
-    return results, per_seed, meta_seconds
+    extra = {"meta_seconds": meta_seconds, "chosen_lr": chosen, "diagnostics": diagnostics}
+    return results, per_seed, extra
 
 
 PROTOCOLS = {"reference": (500, True), "heldout": (1000, False)}  # meta steps, on_train
@@ -180,9 +184,8 @@ def main() -> None:
             on_train,
             tune=not args.no_tune,
         )
-        chosen = {}
-        if isinstance(meta_seconds, dict):
-            chosen, meta_seconds = meta_seconds["chosen_lr"], meta_seconds["meta_seconds"]
+        chosen, diagnostics = meta_seconds["chosen_lr"], meta_seconds["diagnostics"]
+        meta_seconds = meta_seconds["meta_seconds"]
         mean_curves = {k: np.asarray(v).mean(0) for k, v in results.items()}
         where = "training points" if on_train else "fresh points"
         plot_curves(
@@ -206,9 +209,11 @@ def main() -> None:
             "per_seed_final": per_seed,
             "meta_seconds": meta_seconds,
             "tuned_lr_per_seed": chosen,
+            "step_diagnostic_vs_mse": diagnostics,  # per seed: grad-norm ratio, cosine
             "meta_steps_per_s": meta_steps / float(np.mean(meta_seconds)),
         }
         print(name, meta_steps, where, json.dumps(summary))
+        print(name, "step diagnostic vs MSE per seed", json.dumps(diagnostics))
     write_result("ml3_sine", out)
 
 
