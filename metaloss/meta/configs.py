@@ -35,10 +35,10 @@ _NORM_HELP = ("rescale the learned loss to cross-entropy's gradient norm: at ini
               "or on every batch (a running ratio); kept in the returned loss")  # fmt: skip
 _LR_HELP = "meta-learn a learning-rate factor jointly, kept out of the loss (SGD only)"
 # the early-stopping options of the population searches (metaloss.meta.early_stop)
-_ES_HELP = ("stop a candidate whose validation metric at a checkpoint is above the previous "
-            "generation's quantile there (+ margin)")  # fmt: skip
+_ES_HELP = ("stop a candidate whose validation metric at a checkpoint is above the "
+            "reference metrics' quantile there (+ margin); off in the paper preset")  # fmt: skip
 _ES_AT_HELP = "early-stopping checkpoints (fractions of fitness_steps)"
-_ES_QUANTILE_HELP = ("quantile of the previous generation's checkpoint metrics that a "
+_ES_QUANTILE_HELP = ("quantile of the reference checkpoint metrics that a "
                      "candidate must not exceed")  # fmt: skip
 _ES_MARGIN_HELP = "added to the early-stopping threshold (metric units)"
 _ES_REF_HELP = ("early-stopping reference metrics: the previous generation's, or the best "
@@ -194,7 +194,13 @@ class TaylorGLOConfig(MethodConfig):
         "mnist": {"generations": 4, "popsize": 8, "fitness_steps": 300},
         "reference": {"generations": 50, "popsize": 25, "fitness_steps": 500},
         # CMA-ES sigma 1.2, population 25, 500-step fitness (the EvoMAL comparison)
-        "paper": {"generations": 50, "popsize": 25, "sigma": 1.2, "fitness_steps": 500},
+        "paper": {
+            "generations": 50,
+            "popsize": 25,
+            "sigma": 1.2,
+            "fitness_steps": 500,
+            "early_stop": False,
+        },  # fmt: skip
     }
 
     generations: int = opt(50, "CMA-ES generations", ge=1)
@@ -204,11 +210,11 @@ class TaylorGLOConfig(MethodConfig):
     theta0: tuple[float, ...] | None = opt(None, "start of the search (None: TaylorLoss's)")
     fitness_lrs: tuple[float, ...] = opt((), _LRS_HELP, gt=0)
     normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
-    early_stop: bool = opt(False, _ES_HELP)
-    early_stop_at: tuple[float, ...] = opt((0.25, 0.5), _ES_AT_HELP, gt=0)
+    early_stop: bool = opt(True, _ES_HELP)
+    early_stop_at: tuple[float, ...] = opt((0.1, 0.2, 0.4), _ES_AT_HELP, gt=0)
     early_stop_quantile: float = opt(0.5, _ES_QUANTILE_HELP, gt=0)
     early_stop_margin: float = opt(0.0, _ES_MARGIN_HELP)
-    early_stop_reference: str = opt("previous", _ES_REF_HELP, choices=("previous", "elite"))
+    early_stop_reference: str = opt("elite", _ES_REF_HELP, choices=("previous", "elite"))
 
 
 @dataclass(frozen=True)
@@ -276,7 +282,7 @@ GP_PAPER: dict[str, Any] = {
     "max_height": 10, "init_depth": (2, 4), "elitism": 0, "seed_trees": None,
     "variation": "or", "mutation_method": "half", "root_weight": False,
     "reject_target_log": False, "filter_steps": 100, "filter_start": "model",
-    "filter_size": 100, "filter_after_local": True,
+    "filter_size": 100, "filter_after_local": True, "early_stop": False,
 }  # fmt: skip
 
 
@@ -334,11 +340,11 @@ class GPLFLConfig(MethodConfig):
     reject_target_log: bool = opt(True, "reject trees taking the log of the target unevaluated")
     fitness_lrs: tuple[float, ...] = opt((), _LRS_HELP, gt=0)
     normalize: str = opt("none", _NORM_HELP, choices=NORMALIZE)
-    early_stop: bool = opt(False, _ES_HELP)
-    early_stop_at: tuple[float, ...] = opt((0.25, 0.5), _ES_AT_HELP, gt=0)
+    early_stop: bool = opt(True, _ES_HELP)
+    early_stop_at: tuple[float, ...] = opt((0.1, 0.2, 0.4), _ES_AT_HELP, gt=0)
     early_stop_quantile: float = opt(0.5, _ES_QUANTILE_HELP, gt=0)
     early_stop_margin: float = opt(0.0, _ES_MARGIN_HELP)
-    early_stop_reference: str = opt("previous", _ES_REF_HELP, choices=("previous", "elite"))
+    early_stop_reference: str = opt("elite", _ES_REF_HELP, choices=("previous", "elite"))
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]
@@ -429,7 +435,7 @@ def preset_differences(
         >>> preset_differences("adalfl")
         [('residual_ce', 1.0, 0.0)]
         >>> preset_differences("taylorglo")
-        []
+        [('early_stop', True, False)]
     """
     cls = config_class(method)
     first, second = cls.preset(a), cls.preset(b)

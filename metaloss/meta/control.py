@@ -115,7 +115,11 @@ def _search(
     fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
     ev = build_evaluator(evaluator, fitness, evaluator_options, "ce-step")
     cands = [Candidate.from_loss(i, ScaledLoss(scale=s)) for i, s in enumerate(scales)]
-    fits = ev.evaluate(cands)
+    try:
+        fits = ev.evaluate(cands)
+    finally:  # an evaluator chosen by "auto" belongs to this run: stop its workers
+        if getattr(ev, "choice", None) and hasattr(ev, "close"):
+            ev.close()
     ok = [(f.value, s) for f, s in zip(fits, scales) if f.ok]
     if not ok:
         raise ConfigError("ce-step: every candidate scale failed (diverged)")
@@ -143,5 +147,6 @@ def _search(
             "seed": seed,
         },  # fmt: skip
         hall_of_fame=hof,
-        info={"best_fitness": best_value},
-    )
+        info={"best_fitness": best_value,
+              **({"evaluator": dict(ev.choice)} if getattr(ev, "choice", None) else {})},
+    )  # fmt: skip

@@ -208,3 +208,18 @@ def test_evomal_has_the_option_and_serial_equals_batched(iris):
     ]
     assert sum(h["stopped"] for h in serial.history) > 0
     assert serial.loss.describe() == batched.loss.describe()
+
+
+def test_early_stopping_is_on_by_default_and_off_in_the_paper_presets(digits):
+    for cls in (TaylorGLOConfig, EvoMALConfig):
+        cfg = cls()
+        assert (cfg.early_stop, cfg.early_stop_at, cfg.early_stop_reference) == (
+            True, (0.1, 0.2, 0.4), "elite",
+        )  # fmt: skip
+        assert cls.preset("paper").early_stop is False
+    res = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
+                   seed=1)  # fmt: skip
+    assert res.history[0]["stopped"] == 0 and sum(h["stopped"] for h in res.history) > 0
+    off = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
+                   seed=1, early_stop=False)  # fmt: skip
+    assert sum(h["train_steps"] for h in res.history) < sum(h["train_steps"] for h in off.history)

@@ -145,7 +145,7 @@ def test_preset_differences_against_the_configs():
         ("query", "next", "same"),
         ("init", "torch", "xavier"),
     ]
-    assert preset_differences("taylorglo") == []
+    assert preset_differences("taylorglo") == [("early_stop", True, False)]  # only that
     assert preset_differences("mln", "default", "default") == []
     assert preset_differences("taylorglo", "default", "fast") == [
         ("generations", 50, 2), ("popsize", 25, 4), ("fitness_steps", 500, 20)]  # fmt: skip
