@@ -2,13 +2,16 @@
 checkpoints of the fitness run), deterministic and exact on resume.
 
 Every candidate's fitness run measures its validation metric at fixed fractions of its
-steps (``at``, e.g. 25 % and 50 %) and records them in ``Fitness.info["checkpoints"]``.
-The thresholds of generation ``g`` are computed **only from generation ``g - 1``'s
-recorded checkpoint metrics**: at each checkpoint, the ``quantile`` (0.5: the median) of
-the metrics of the previous generation's candidates that reached it, plus ``margin``. A
+steps (``at``, e.g. 10, 20 and 40 %) and records them in ``Fitness.info["checkpoints"]``.
+The thresholds of generation ``g`` are computed **only from the recorded checkpoint
+metrics of earlier generations**: at each checkpoint, the ``quantile`` (0.5: the median),
+plus ``margin``, of the reference metrics there. ``reference="previous"``: the metrics of
+generation ``g - 1``'s candidates that reached the checkpoint; ``reference="elite"`` (the
+searches' default): the best ``n`` metrics recorded there in all earlier generations, ``n``
+the previous generation's size, so the thresholds tighten as the search improves. A
 candidate whose metric is above the threshold at a checkpoint stops there; its fitness
 is its partial metric (``ok``, ``info["stopped_at"]`` the fraction), so it ranks behind
-the candidates that would have beaten the previous generation's median there.
+the candidates that beat the reference there.
 
 Why this design: thresholds depend on recorded history alone, never on the order or
 timing in which the members of a generation finish, so the serial, batched and pool
