@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["digits-mlp", "mnist1d-mlp"])
     ap.add_argument("--methods", nargs="+", default=["taylorglo", "evomal"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed+1...")
     ap.add_argument("--eval-seeds", type=int, default=3)
     ap.add_argument(
         "--rules",
@@ -108,7 +109,7 @@ def main() -> None:
     for name in args.tasks:
         task = ml.tasks.get(name)
         for method in args.methods:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for stop in ({"early_stop": False}, *rules):
                     runs.append(one(task, method, seed, stop, args.eval_seeds, args.evaluator))
     summary = []
