@@ -101,25 +101,35 @@ def test_thresholds_are_hand_computed_quantiles():
                         early_stop_at=(0.0,))  # fmt: skip
 
 
-def test_the_driver_gives_thresholds_from_the_previous_generation_only():
+class ThreeCandidates:
+    """A search of three candidates per generation whose spec names its generation."""
+
+    def __init__(self):
+        self.gen = 0
+
+    def ask(self):
+        return [Candidate(i, {"kind": "cross_entropy", "g": self.gen}) for i in range(3)]
+
+    def tell(self, cands, fits):
+        self.gen += 1
+
+
+def thresholds_seen(value, generations: int, rule: EarlyStop) -> tuple[list[tuple], list]:
+    """Run ``ThreeCandidates`` with checkpoint metric ``value(generation, id)`` at 50 %:
+    the thresholds each candidate was given, and the history."""
     seen: list[tuple] = []
-
-    class Fixed:
-        def __init__(self):
-            self.gen = 0
-
-        def ask(self):
-            return [Candidate(i, {"kind": "cross_entropy", "g": self.gen}) for i in range(3)]
-
-        def tell(self, cands, fits):
-            self.gen += 1
 
     def fitness(c: Candidate) -> Fitness:
         seen.append(c.early_stop)
-        v = 0.1 * (c.id + 1) + c.spec["g"]
+        v = value(c.spec["g"], c.id)
         return Fitness(v, info={"checkpoints": {"0.5": v}, "train_steps": 10})
 
-    hist = run_search(Fixed(), SerialEvaluator(fitness), 3, early_stop=EarlyStop((0.5,)))
+    hist = run_search(ThreeCandidates(), SerialEvaluator(fitness), generations, early_stop=rule)
+    return seen, hist
+
+
+def test_the_driver_gives_thresholds_from_the_previous_generation_only():
+    seen, hist = thresholds_seen(lambda g, i: 0.1 * (i + 1) + g, 3, EarlyStop((0.5,)))
     assert seen[0] == ((0.5, math.inf),)
     assert flat(seen[3]) == pytest.approx([0.5, 0.2])  # the median of generation 0
     assert flat(seen[6]) == pytest.approx([0.5, 1.2])  # the median of generation 1
@@ -127,25 +137,9 @@ def test_the_driver_gives_thresholds_from_the_previous_generation_only():
 
 
 def test_the_elite_reference_uses_the_best_records_of_every_earlier_generation():
-    seen: list[tuple] = []
     values = {0: (0.3, 0.1, 0.5), 1: (0.9, 0.8, 0.7), 2: (0.2, 0.6, 0.4)}
-
-    class Fixed:
-        gen = 0
-
-        def ask(self):
-            return [Candidate(i, {"kind": "cross_entropy", "g": self.gen}) for i in range(3)]
-
-        def tell(self, cands, fits):
-            self.gen += 1
-
-    def fitness(c: Candidate) -> Fitness:
-        seen.append(c.early_stop)
-        v = values[c.spec["g"]][c.id]
-        return Fitness(v, info={"checkpoints": {"0.5": v}, "train_steps": 10})
-
     rule = EarlyStop((0.5,), reference="elite")
-    run_search(Fixed(), SerialEvaluator(fitness), 4, early_stop=rule)
+    seen, _ = thresholds_seen(lambda g, i: values[g][i], 4, rule)
     assert seen[0] == ((0.5, math.inf),)
     assert flat(seen[3]) == pytest.approx([0.5, 0.3])  # median of (0.1, 0.3, 0.5)
     # generation 1 was worse: elite keeps generation 0's best three, previous would take 0.8
