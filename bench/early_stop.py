@@ -12,6 +12,7 @@ validation, then 3 reporting seeds at the task's full training budget).
     python bench/early_stop.py --tasks digits-mlp --seeds 1 --methods taylorglo
     python bench/early_stop.py --rules 0.25,0.5   # one rule (default: two, see --rules)
     python bench/early_stop.py --tasks mnist-mlp --eval-seeds 0   # no fair evaluation
+    python bench/early_stop.py --examples 0 1000  # checkpoints on all / 1,000 val examples
 
 Budgets are reduced (a few minutes per run on one CPU core): see ``BUDGETS``.
 """
@@ -91,6 +92,11 @@ def main() -> None:
         "--reference", default="previous", choices=("previous", "elite"),
         help="early_stop_reference of the rules",
     )  # fmt: skip
+    ap.add_argument(
+        "--examples", nargs="+", type=int, default=[1000],
+        help="early_stop_examples of the rules (validation examples measured at checkpoints; "
+        "0: all); several values: one rule each",
+    )  # fmt: skip
     ap.add_argument("--evaluator", default="serial", help="the searches' evaluator (both arms)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -102,8 +108,10 @@ def main() -> None:
             "early_stop_quantile": args.quantile,
             "early_stop_margin": args.margin,
             "early_stop_reference": args.reference,
+            "early_stop_examples": examples,
         }
         for rule in args.rules
+        for examples in args.examples
     ]
     runs = []
     for name in args.tasks:
@@ -124,6 +132,7 @@ def main() -> None:
                         "task": name,
                         "method": method,
                         "early_stop_at": rule["early_stop_at"],
+                        "early_stop_examples": rule["early_stop_examples"],
                         "steps_off": sum(r["train_steps"] for r in base),
                         "steps_on": sum(r["train_steps"] for r in es),
                         "step_ratio": sum(r["train_steps"] for r in base)

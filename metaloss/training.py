@@ -162,6 +162,25 @@ def worst_metric(task: Task) -> float:
     return 1.0 if task.classification else math.inf
 
 
+def checkpoint_split(split: Split, examples: int) -> Split:
+    """The validation examples measured at early-stopping checkpoints: ``examples`` of
+    ``split``, a fixed random subset (seed 0, kept in the split's order), or all of it
+    when ``examples`` is 0 or not below its size. The same rows in every run, evaluator
+    and process, so the checkpoint metrics of a search stay comparable.
+
+    >>> import torch
+    >>> s = Split(torch.arange(10.0)[:, None], torch.arange(10))
+    >>> checkpoint_split(s, 4).y.tolist(), checkpoint_split(s, 0) is s
+    ([1, 4, 5, 7], True)
+    """
+    if examples <= 0 or examples >= len(split):
+        return split
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randperm(len(split), generator=gen)[:examples].sort().values
+    rows = rows.to(split.x.device)
+    return Split(split.x[rows], split.y[rows])
+
+
 @accepts_threads  # threads= keyword (metaloss.threads)
 def train(
     task: Task,
@@ -173,6 +192,7 @@ def train(
     on_eval: Callable[[int, nn.Module], None] | None = None,
     test: bool = True,
     stop_at: Mapping[int, float] | None = None,
+    stop_examples: int = 0,
     **overrides: Any,
 ) -> TrainResult:
     """Train a fresh (or given) model of ``task`` with ``loss``; report val/test metrics.
@@ -185,8 +205,11 @@ def train(
     these steps the validation metric is measured (in eval mode, without touching the
     training stream, so the run is otherwise unchanged) and recorded in
     ``TrainResult.checkpoints``; a run whose metric exceeds the threshold stops there
-    (``stopped_at``; ``val_metric`` is that partial metric). Non-finite weights at a
-    checkpoint end the run as diverged.
+    (``stopped_at``; ``val_metric`` is that partial metric, not measured again). Non-finite
+    weights at a checkpoint end the run as diverged. ``stop_examples`` > 0 measures the
+    checkpoints on that many validation examples
+    (:func:`~checkpoint_split`), so that a checkpoint costs a
+    fraction of a full validation pass.
     """
     config = (config or task.defaults).with_(**overrides)
     model = model if model is not None else task.make_model(seed)
@@ -209,6 +232,7 @@ def train(
     since = 0
     diverged = False
     stop_at = dict(stop_at or {})
+    stop_split = checkpoint_split(task.val, stop_examples) if stop_at else task.val
     checkpoints: dict[int, float] = {}
     stopped_at: int | None = None
     start = time.perf_counter()
@@ -248,7 +272,7 @@ def train(
                     if not all(torch.isfinite(p).all() for p in params.values()):
                         diverged = True
                         break
-                    val = evaluate_model(task, model, task.val, config.eval_batch_size)
+                    val = evaluate_model(task, model, stop_split, config.eval_batch_size)
                     checkpoints[step] = val
                     if val > stop_at[step]:
                         stopped_at = step
@@ -262,6 +286,9 @@ def train(
     if diverged:
         val = worst_metric(task)
         test = worst_metric(task) if test else math.nan
+    elif stopped_at is not None:  # the partial metric at the stop, as measured there
+        val = checkpoints[stopped_at]
+        test = evaluate_model(task, model, task.test, config.eval_batch_size) if test else math.nan
     else:
         val = evaluate_model(task, model, task.val, config.eval_batch_size)
         test = evaluate_model(task, model, task.test, config.eval_batch_size) if test else math.nan

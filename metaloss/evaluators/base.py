@@ -33,6 +33,9 @@ class Candidate:
     # early stopping: ``(fraction of the fitness run, threshold)`` pairs set by the search
     # driver (the early-stopping rule of the searches); not part of the identity
     early_stop: tuple[tuple[float, float], ...] = ()
+    # validation examples measured at those checkpoints (0: all; see
+    # :func:`metaloss.training.checkpoint_split`)
+    early_stop_examples: int = 0
 
     def build(self) -> Loss:
         """Instantiate the loss (no code from the candidate is executed)."""

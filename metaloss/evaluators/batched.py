@@ -207,7 +207,18 @@ class BatchedEvaluator:
             if self.fallback_reason is not None:  # an earlier chunk found vmap unusable
                 raise VmapError(self.fallback_reason)
             marks = [stop_steps(cands[i], config.steps) for i in members]
-            trained = train_stack(task, config, seed, losses, self.check_every, marks=marks)
+            examples = {cands[i].early_stop_examples for i in members}
+            if len(examples) > 1:  # one generation shares one rule
+                raise ValueError(f"candidates differ in early_stop_examples: {examples}")
+            trained = train_stack(
+                task,
+                config,
+                seed,
+                losses,
+                self.check_every,
+                marks=marks,
+                stop_examples=examples.pop(),
+            )
         except VmapError as exc:
             if self.fallback_reason is None:
                 self._fall_back(f"vmap cannot run this model ({exc})")

@@ -160,10 +160,14 @@ def prepare(
     if step is None:
         return candidate, {}
     out = step(candidate)
-    if not isinstance(out, tuple) or out[0].early_stop == candidate.early_stop:
+    if not isinstance(out, tuple) or (
+        out[0].early_stop == candidate.early_stop
+        and out[0].early_stop_examples == candidate.early_stop_examples
+    ):
         return out
     tuned = copy.copy(out[0])  # the prepared candidate keeps the early-stopping checkpoints
     tuned.early_stop = candidate.early_stop
+    tuned.early_stop_examples = candidate.early_stop_examples
     return tuned, out[1]
 
 

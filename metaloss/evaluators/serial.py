@@ -94,7 +94,15 @@ class TrainFitness:
         config = self.train_config()
         marks = stop_steps(candidate, config.steps)
         stop_at = {s: t for s, (_, t) in marks.items()}
-        res = train(self.task, loss, config, seed=self.seed, test=False, stop_at=stop_at)
+        res = train(
+            self.task,
+            loss,
+            config,
+            seed=self.seed,
+            test=False,
+            stop_at=stop_at,
+            stop_examples=candidate.early_stop_examples,
+        )
         info = stopped_info(config.steps, marks, res.checkpoints, res.stopped_at)
         if res.diverged or not math.isfinite(res.val_metric):
             fail = Fitness.failure("training diverged (non-finite loss or weights)", res.seconds)

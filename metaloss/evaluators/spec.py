@@ -190,7 +190,15 @@ def candidate_to_json(c: Candidate) -> str:
     """
     tensors = {k: _tensor_to_json(v) for k, v in c.tensors.items()}
     stop = [[f, t if math.isfinite(t) else None] for f, t in c.early_stop]
-    return json.dumps({"id": c.id, "spec": c.spec, "tensors": tensors, "early_stop": stop})
+    return json.dumps(
+        {
+            "id": c.id,
+            "spec": c.spec,
+            "tensors": tensors,
+            "early_stop": stop,
+            "early_stop_examples": c.early_stop_examples,
+        }
+    )
 
 
 def candidate_from_json(text: str) -> Candidate:
@@ -199,7 +207,7 @@ def candidate_from_json(text: str) -> Candidate:
     stop = tuple(
         (float(f), math.inf if t is None else float(t)) for f, t in d.get("early_stop", [])
     )
-    return Candidate(int(d["id"]), d["spec"], tensors, stop)
+    return Candidate(int(d["id"]), d["spec"], tensors, stop, int(d.get("early_stop_examples", 0)))
 
 
 def fitness_to_json(f: Fitness) -> str:

@@ -39,7 +39,7 @@ from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Fitness, failure_reason, stopped_info
 from metaloss.losses.base import Loss
 from metaloss.tasks.base import Task, TrainConfig
-from metaloss.training import Batcher, worst_metric
+from metaloss.training import Batcher, checkpoint_split, worst_metric
 
 __all__ = ["DIVERGED", "VmapError", "has_dropout", "train_lr_grid", "train_stack"]
 
@@ -184,6 +184,7 @@ def train_stack(
     lr_scale: Tensor | None = None,
     marks: Sequence[dict[int, tuple[str, float]]] | None = None,
     final_params: dict[int, dict[str, Tensor]] | None = None,
+    stop_examples: int = 0,
 ) -> list[Fitness]:
     """Train ``len(losses)`` identically seeded models together; one Fitness per loss.
 
@@ -195,7 +196,8 @@ def train_stack(
     (one per member, :func:`~metaloss.evaluators.base.stop_steps`) are early-stopping
     checkpoints: at such a step the members' validation metrics are measured, recorded,
     and a member above its threshold stops with that partial metric (as the serial
-    trainer does; ``Fitness.info`` as :class:`~metaloss.evaluators.serial.TrainFitness`'s).
+    trainer does; ``Fitness.info`` as :class:`~metaloss.evaluators.serial.TrainFitness`'s),
+    measured on ``stop_examples`` validation examples (0: all) as in the serial trainer.
     Raises :class:`VmapError` when the model cannot run under ``vmap``.
     """
     n = len(losses)
@@ -234,6 +236,7 @@ def train_stack(
     marks = list(marks) if marks is not None else [{} for _ in range(n)]
     metrics: list[dict[int, float]] = [{} for _ in range(n)]
     mark_steps = set().union(*marks) if marks else set()
+    stop_split = checkpoint_split(task.val, stop_examples) if mark_steps else task.val
     bad_loss = torch.zeros(n, dtype=torch.bool, device=task.device)
 
     def drop(keep_rows: list[int]) -> None:
@@ -272,7 +275,7 @@ def train_stack(
         check()  # non-finite weights at a checkpoint: diverged, as in the serial trainer
         if not rows:
             return
-        vals = _metrics(task, model, params, buffers, task.val, config.eval_batch_size)
+        vals = _metrics(task, model, params, buffers, stop_split, config.eval_batch_size)
         keep = []
         for r, (i, v) in enumerate(zip(rows, vals)):
             if step in marks[i]:

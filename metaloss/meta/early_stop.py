@@ -17,9 +17,13 @@ Why this design: thresholds depend on recorded history alone, never on the order
 timing in which the members of a generation finish, so the serial, batched and pool
 evaluators give the same values, and a resumed run (which replays the recorded
 generations) computes the same thresholds. Generation 0 records checkpoints but stops
-nothing. A synchronous rung scheme (successive halving inside a generation) would need
-every evaluator to pause and resume training runs; this rule needs one comparison per
-checkpoint inside an ordinary training run.
+nothing. ``examples`` > 0 measures the checkpoints on that many validation examples (a
+fixed subset, :func:`metaloss.training.checkpoint_split`): on a larger model a full
+validation pass costs as much as dozens of training steps, so full passes at three
+checkpoints would eat most of the time that stopping saves. A stopped candidate's
+fitness is that subset metric. A synchronous rung scheme (successive halving inside a
+generation) would need every evaluator to pause and resume training runs; this rule
+needs one comparison per checkpoint inside an ordinary training run.
 
 Example:
     >>> from metaloss.evaluators.base import Fitness
@@ -52,7 +56,8 @@ REFERENCES = ("previous", "elite")
 @dataclass(frozen=True)
 class EarlyStop:
     """The stopping rule: checkpoints ``at`` (fractions in (0, 1)), a ``quantile`` of the
-    reference metrics there, plus ``margin`` (in the metric's units).
+    reference metrics there, plus ``margin`` (in the metric's units), measured on
+    ``examples`` validation examples (0: all).
 
     ``reference="previous"``: the previous generation's metrics at the checkpoint.
     ``reference="elite"``: the best ``n`` metrics ever recorded at the checkpoint, over all
@@ -72,6 +77,7 @@ class EarlyStop:
     quantile: float = 0.5
     margin: float = 0.0
     reference: str = "previous"
+    examples: int = 0
 
     def __post_init__(self) -> None:
         if not self.at or any(not 0 < f < 1 for f in self.at):
@@ -82,6 +88,8 @@ class EarlyStop:
             raise ConfigError(f"early_stop_quantile must be in (0, 1], got {self.quantile}")
         if not math.isfinite(self.margin):
             raise ConfigError(f"early_stop_margin must be finite, got {self.margin}")
+        if self.examples < 0:
+            raise ConfigError(f"early_stop_examples must be >= 0, got {self.examples}")
         if self.reference not in REFERENCES:
             raise ConfigError(
                 f"early_stop_reference must be one of {', '.join(REFERENCES)}, "
@@ -116,6 +124,7 @@ class EarlyStop:
         stop = self.thresholds(previous, history)
         for c in candidates:
             c.early_stop = stop
+            c.early_stop_examples = self.examples
 
 
 def _metric(fit: Fitness, label: str) -> float | None:
@@ -138,4 +147,5 @@ def early_stop_of(cfg: object) -> EarlyStop | None:
         float(cfg.early_stop_quantile),  # type: ignore[attr-defined]
         float(cfg.early_stop_margin),  # type: ignore[attr-defined]
         str(getattr(cfg, "early_stop_reference", "previous")),
+        int(getattr(cfg, "early_stop_examples", 0)),
     )

@@ -25,6 +25,7 @@ from metaloss.meta.early_stop import EarlyStop
 from metaloss.meta.gp import learn_evomal
 from metaloss.meta.search import run_search, summarise
 from metaloss.meta.taylorglo import learn_taylorglo
+from metaloss.training import checkpoint_split, evaluate_model
 
 CE_TAYLOR = [0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, 0.0]
 HOPELESS = "mul(y, y_hat)"  # a constant gradient that lowers the target's logit: error 1.0
@@ -73,6 +74,42 @@ def test_serial_batched_and_pool_agree_on_stopping(digits):
         assert abs(s.value - b.value) <= 2 / len(digits.val) + 1e-9
         for k, v in s.info["checkpoints"].items():
             assert abs(v - b.info["checkpoints"][k]) <= 2 / len(digits.val) + 1e-9
+
+
+def test_checkpoints_on_a_validation_subset(digits):
+    """``early_stop_examples``: the checkpoint metric is the cut run's metric on the fixed
+    subset, a stopped candidate's value is that metric (not a second full pass), and the
+    serial, pool and batched evaluators agree."""
+    sub = checkpoint_split(digits.val, 50)
+    assert len(sub) == 50 and torch.equal(sub.y, checkpoint_split(digits.val, 50).y)
+    rows = [i for i in range(len(digits.val)) if (digits.val.x[i] == sub.x).all(1).any()]
+    assert len(rows) >= 50  # a subset of the validation rows (duplicates allowed)
+    cands = population()
+    for c in cands:
+        c.early_stop_examples = 50
+    fit = TrainFitness(digits, steps=100)
+    serial = SerialEvaluator(fit).evaluate(cands)
+    for steps, label in ((25, "0.25"), (50, "0.5")):  # CE survives: both checkpoints
+        cut = ml.train(digits, ml.losses.get_baseline("ce"), steps=steps, seed=0, test=False)
+        on_sub = evaluate_model(digits, cut.model, sub)
+        assert on_sub != cut.val_metric  # the subset's metric differs from the whole split's
+        assert serial[0].info["checkpoints"][label] == on_sub
+    assert serial[2].info["stopped_at"] == 0.25
+    assert serial[2].value == serial[2].info["checkpoints"]["0.25"]
+    whole = SerialEvaluator(fit).evaluate(population())
+    for s, w in zip(serial[:2], whole[:2]):  # survivors: the full-validation final metric
+        assert s.value == w.value and s.info["train_steps"] == 100
+    with ProcessPoolEvaluator(fit, workers=2) as ev:
+        pooled = ev.evaluate(cands)
+    batched = BatchedEvaluator(fit).evaluate(cands)
+    for s, p, b in zip(serial, pooled, batched):
+        assert (s.value, s.info) == (p.value, p.info)
+        assert s.info.get("stopped_at") == b.info.get("stopped_at")
+        for k, v in s.info["checkpoints"].items():
+            assert abs(v - b.info["checkpoints"][k]) <= 2 / 50 + 1e-9
+    assert EarlyStop((0.5,), examples=50).examples == 50
+    with pytest.raises(ConfigError, match="early_stop_examples"):
+        EarlyStop((0.5,), examples=-1)
 
 
 def flat(pairs) -> list[float]:
@@ -207,9 +244,8 @@ def test_evomal_has_the_option_and_serial_equals_batched(iris):
 def test_early_stopping_is_on_by_default_and_off_in_the_paper_presets(digits):
     for cls in (TaylorGLOConfig, EvoMALConfig):
         cfg = cls()
-        assert (cfg.early_stop, cfg.early_stop_at, cfg.early_stop_reference) == (
-            True, (0.1, 0.2, 0.4), "elite",
-        )  # fmt: skip
+        assert (cfg.early_stop, cfg.early_stop_at, cfg.early_stop_reference,
+                cfg.early_stop_examples) == (True, (0.1, 0.2, 0.4), "elite", 1000)  # fmt: skip
         assert cls.preset("paper").early_stop is False
     res = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
                    seed=1)  # fmt: skip
