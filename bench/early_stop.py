@@ -6,7 +6,8 @@ steps of the fitness runs (``train_steps``, summed over generations; a stopped c
 counts its steps up to the checkpoint, a rejected one 0), candidates stopped, wall time of
 the search, the best fitness, and the found loss's test error under the fair protocol
 (``ml.evaluate([loss], task, tune="lr", seeds=3)``, i.e. a learning-rate grid tuned on
-validation, then 3 reporting seeds at the task's full training budget).
+validation, then 3 reporting seeds at the task's full training budget), and its step
+diagnostic against cross-entropy (``diagnostic``: gradient-norm ratio and cosine).
 
     python bench/early_stop.py                       # digits-mlp + mnist1d-mlp, 3 seeds
     python bench/early_stop.py --tasks digits-mlp --seeds 1 --methods taylorglo
@@ -28,6 +29,7 @@ import torch
 from common import write_result  # noqa: I001
 
 import metaloss as ml
+from metaloss.diagnostics import step_diagnostic
 from metaloss.meta.configs import EvoMALConfig, TaylorGLOConfig
 from metaloss.meta.gp import learn_evomal
 from metaloss.meta.taylorglo import learn_taylorglo
@@ -68,6 +70,8 @@ def one(
         "test_errors": values,
         "eval_s": round(time.perf_counter() - t0, 2),
         "formula": res.loss.describe(),
+        # the found loss's step vs cross-entropy (gradient-norm ratio and cosine at init)
+        "diagnostic": step_diagnostic(res.loss, task).to_dict(),
     }
     print(out, flush=True)
     return out

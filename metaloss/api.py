@@ -73,8 +73,8 @@ def learn(
     name (``auto``, the default: batched, pool or serial by the rule of
     :func:`~metaloss.evaluators.auto.choose_evaluator`; ``serial``, ``batched``, ``pool``,
     ``ray``; ``evaluator_options`` build it) or a factory of the fitness function. Progress
-    bars show by default when stderr is a terminal (``progress=None``). The result records the task's data (name, variant, data
-    files with sha256) for :meth:`LearnResult.save`.
+    bars show by default when stderr is a terminal (``progress=None``). The result records
+    the task's data (name, variant, data files with sha256) for :meth:`LearnResult.save`.
 
     Example:
         >>> import metaloss as ml

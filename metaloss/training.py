@@ -207,9 +207,8 @@ def train(
     ``TrainResult.checkpoints``; a run whose metric exceeds the threshold stops there
     (``stopped_at``; ``val_metric`` is that partial metric, not measured again). Non-finite
     weights at a checkpoint end the run as diverged. ``stop_examples`` > 0 measures the
-    checkpoints on that many validation examples
-    (:func:`~checkpoint_split`), so that a checkpoint costs a
-    fraction of a full validation pass.
+    checkpoints on that many validation examples (:func:`checkpoint_split`), so that a
+    checkpoint costs a fraction of a full validation pass.
     """
     config = (config or task.defaults).with_(**overrides)
     model = model if model is not None else task.make_model(seed)
@@ -286,11 +285,12 @@ def train(
     if diverged:
         val = worst_metric(task)
         test = worst_metric(task) if test else math.nan
-    elif stopped_at is not None:  # the partial metric at the stop, as measured there
-        val = checkpoints[stopped_at]
-        test = evaluate_model(task, model, task.test, config.eval_batch_size) if test else math.nan
-    else:
-        val = evaluate_model(task, model, task.val, config.eval_batch_size)
+    else:  # a stopped run's metric is the one measured at its stop
+        val = (
+            checkpoints[stopped_at]
+            if stopped_at is not None
+            else evaluate_model(task, model, task.val, config.eval_batch_size)
+        )
         test = evaluate_model(task, model, task.test, config.eval_batch_size) if test else math.nan
     return TrainResult(
         model=model,
