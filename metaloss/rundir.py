@@ -8,7 +8,7 @@ with its ``checkpoint-<hex>.safetensors`` tensors (:mod:`metaloss.checkpoint`), 
 its :data:`GENERATIONS` log and :data:`EVALS` cache (:mod:`metaloss.meta.search`).
 ``metaloss show`` draws :data:`PLOT`; ``metaloss report`` writes :data:`REPORT_HTML` and
 :data:`REPORT_MD`. A bench folder (:func:`metaloss.suite.run_suite`) holds :data:`SUITE`,
-:data:`CELLS`, :data:`SUMMARY` and :data:`TABLE`.
+:data:`CELLS`, :data:`SUMMARY`, :data:`TABLE` and :data:`TUNINGS`.
 
 Example:
     >>> from pathlib import Path
@@ -44,6 +44,9 @@ REPORT_HTML, REPORT_MD = "report.html", "report.md"
 SUITE, CELLS, SUMMARY = "suite.json", "cells.jsonl", "summary.json"
 #: A bench folder's markdown table of the summary.
 TABLE = "table.md"
+#: A bench folder's learning-rate tunings shared by several cells (baselines, AdaLFL), so
+#: that a resumed suite does not repeat them.
+TUNINGS = "tunings.jsonl"
 
 #: Every file a run may write (a run directory is "non-empty" when one of them is).
 RUN_FILES = (SPEC, WEIGHTS, HISTORY, EXTRA, CHECKPOINT, GENERATIONS, EVALS)

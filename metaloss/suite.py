@@ -3,7 +3,9 @@
 Every cell (task, method, seed) meta-learns a loss with that seed (baselines need no
 meta-learning), trains a fresh model with it under the task's meta-test protocol, and
 appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skipping the
-cells already there. The table reports mean +- std of the test metric, the difference to
+cells already there. A learning-rate tuning shared by several cells (a baseline's, or
+AdaLFL's grid of whole online runs) is appended to ``tunings.jsonl`` as soon as it ends, so a
+resume under the same settings reuses it instead of tuning again. The table reports mean +- std of the test metric, the difference to
 cross-entropy (MSE for regression), Welch's t-test and the meta-training time.
 
 Example:
@@ -14,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from metaloss import io, rundir
-from metaloss.errors import ConfigError
+from metaloss.errors import ArtifactError, ConfigError
 from metaloss.suite_table import markdown, summarise
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
@@ -189,6 +192,23 @@ def _learn(
     return ml.learn(name, task, seed=seed, progress=progress, **options)
 
 
+def _read_tunings(path: Path, context: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """The shared tunings a bench folder recorded under ``context`` (others are ignored:
+    a resume with other steps, budget, preset or grid tunes again)."""
+    from metaloss.tuning import LrTuning
+
+    out: dict[tuple[str, str], Any] = {}
+    context = json.loads(json.dumps(context))  # as it reads back from the file
+    for n, row in enumerate(io.read_jsonl(path), 1):
+        task, method = row.get("task"), row.get("method")
+        if not (isinstance(task, str) and isinstance(method, str)):
+            raise ArtifactError(f"{path}, line {n}: 'task' and 'method' must be strings")
+        if any(row.get(k) != v for k, v in context.items()):
+            continue
+        out[(task, method)] = LrTuning.from_dict(row.get("tuning"), f"{path}, line {n}")
+    return out
+
+
 def _baseline_for(method: str, classification: bool) -> str:
     """The hand-made loss behind a baseline method name (CE becomes MSE for regression)."""
     if method in ("ce", "mse"):
@@ -294,7 +314,19 @@ def run_suite(
     learned: dict[tuple[str, str, int], Any] = {}  # (source, method, seed) -> LearnResult
     sources: dict[str, Any] = {}
     tune_config = TuneConfig(seeds=tune_seeds)
-    shared_tuning: dict[tuple[str, str], Any] = {}  # (task, method) -> LrTuning (same loss)
+    # (task, method) -> LrTuning of a loss shared by several cells; kept in TUNINGS so that
+    # a resumed suite reuses it (only under the same steps, budget, preset and tuning grid)
+    tunings_path = out / rundir.TUNINGS
+    tuning_context = {"steps": steps, "budget": budget, "preset": preset,
+                      "tune": tune_config.to_dict()}  # fmt: skip
+    shared_tuning = _read_tunings(tunings_path, tuning_context)
+
+    def share(key: tuple[str, str], tuning: Any) -> Any:
+        shared_tuning[key] = tuning
+        io.append_jsonl(tunings_path, [{"task": key[0], "method": key[1], **tuning_context,
+                                        "tuning": tuning.to_dict()}])  # fmt: skip
+        return tuning
+
     for task_name in task_names:
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)
         config = task.defaults.with_(steps=steps)
@@ -332,8 +364,8 @@ def run_suite(
                             ) -> float:
                                 return _learn(m, t, s, {**o, "lr": lr}).info["val_metric"]
 
-                            shared_tuning[key] = tune_whole_runs(task, one_run, task.defaults.lr,
-                                                                 tune_config)  # fmt: skip
+                            share(key, tune_whole_runs(task, one_run, task.defaults.lr,
+                                                       tune_config))  # fmt: skip
                             log(f"{task_name:>22} {method:>14} tuned lr {shared_tuning[key].lr:g}")
                         tuning = shared_tuning[key]
                         kw["lr"] = tuning.lr
@@ -370,7 +402,7 @@ def run_suite(
                         if name in BASELINES:  # the same loss on every seed: tune once
                             key = (task_name, method)
                             if key not in shared_tuning:
-                                shared_tuning[key] = tune_lr(task, loss, config, tune_config)
+                                share(key, tune_lr(task, loss, config, tune_config))
                             tuning = shared_tuning[key]
                         else:
                             tuning = tune_lr(task, loss, config, tune_config)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from metaloss.errors import ConfigError
+from metaloss.errors import ArtifactError, ConfigError
 from metaloss.seeds import tuning_seeds
 from metaloss.tasks.base import Task, TrainConfig
 
@@ -99,6 +99,21 @@ class GridPoint:
     def to_dict(self) -> dict[str, Any]:
         return {"lr": self.lr, "mean_val": _num(self.mean), "val": [_num(v) for v in self.values]}
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "grid point") -> GridPoint:
+        """Inverse of :meth:`to_dict` (``None`` values are non-finite metrics)."""
+        if not isinstance(d, dict) or not isinstance(d.get("val"), list) or not d["val"]:
+            raise ArtifactError(f"{where}: expected {{'lr': ..., 'val': [...]}}")
+        values = []
+        for v in d["val"]:
+            if v is None:
+                values.append(math.nan)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.append(float(v))
+            else:
+                raise ArtifactError(f"{where}: 'val' holds {v!r}, not a number")
+        return cls(_positive(d.get("lr"), f"{where}: 'lr'"), values)
+
 
 @dataclass
 class LrTuning:
@@ -132,19 +147,65 @@ class LrTuning:
             "config": self.config,
         }
 
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "tuning") -> LrTuning:
+        """Inverse of :meth:`to_dict`, checked: the recorded lr must be the grid's winner
+        under :func:`choose`, so a resumed suite cannot run at an lr its grid did not pick."""
+        if not isinstance(d, dict):
+            raise ArtifactError(f"{where}: expected a JSON object")
+        grid, seeds = d.get("grid"), d.get("seeds")
+        if not isinstance(grid, list) or not grid:
+            raise ArtifactError(f"{where}: 'grid' must be a non-empty list")
+        if not isinstance(seeds, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds
+        ):
+            raise ArtifactError(f"{where}: 'seeds' must be a list of integers")
+        points = [GridPoint.from_dict(p, f"{where}, grid[{i}]") for i, p in enumerate(grid)]
+        if any(len(p.values) != len(seeds) for p in points):
+            raise ArtifactError(f"{where}: every grid point needs one value per tuning seed")
+        lr = _positive(d.get("lr"), f"{where}: 'lr'")
+        if choose(points).lr != lr:
+            raise ArtifactError(f"{where}: lr {lr:g} is not the winner of its own grid")
+        config = d.get("config", {})
+        extra = {k: d.get(k) for k in ("note", "rule") if isinstance(d.get(k), str)}
+        return cls(
+            lr=lr,
+            points=sorted(points, key=lambda p: p.lr),
+            seeds=list(seeds),
+            widened=int(d["widened"]) if isinstance(d.get("widened"), int) else 0,
+            seconds=float(d["seconds"]) if isinstance(d.get("seconds"), (int, float)) else 0.0,
+            batched=bool(d.get("batched", False)),
+            config=config if isinstance(config, dict) else {},
+            **extra,
+        )
+
+
+def _positive(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+        raise ArtifactError(f"{where} must be a positive finite number, got {v!r}")
+    return float(v)
+
 
 def _num(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def score_of(p: GridPoint) -> float:
+    """A grid point's rank key: its mean validation metric, +inf when not finite."""
+    m = p.mean
+    return m if math.isfinite(m) else math.inf
+
+
 def choose(points: Sequence[GridPoint]) -> GridPoint:
-    """The winning grid point: lowest mean validation metric; ties -> smaller lr."""
+    """The winning grid point: lowest mean validation metric; ties -> smaller lr. A point
+    with a non-finite mean (a diverged run) ranks last, wherever it lies on the grid."""
     if not points:
         raise ConfigError("tune: empty grid")
+
     ordered = sorted(points, key=lambda p: p.lr)
     best = ordered[0]
     for p in ordered[1:]:
-        if p.mean < best.mean - TIE:  # strictly better (a tie keeps the smaller lr)
+        if score_of(p) < score_of(best) - TIE:  # strictly better (a tie keeps the smaller lr)
             best = p
     return best
 
@@ -234,7 +295,7 @@ def tune_lr(
     if best.lr in (ordered[0].lr, ordered[-1].lr) and len(ordered) > 1:
         notes.append(f"the best lr {best.lr:g} is still on the grid's edge")
     if task.classification and len(ordered) > 1:
-        runner = min((p for p in ordered if p is not best), key=lambda p: p.mean)
+        runner = min((p for p in ordered if p is not best), key=score_of)
         if abs(runner.mean - best.mean) < 1.0 / len(task.val):
             notes.append(
                 f"the validation split ({len(task.val)} samples) is too small to separate "

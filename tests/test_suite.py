@@ -87,3 +87,47 @@ def test_default_preset_leaves_the_suite_budget_alone():
     merged = _budget(QUICK_BUDGETS, "evomal", preset_method_options("paper"))
     assert merged["seed_trees"] is None and merged["variation"] == "or"  # the paper's operators
     assert merged["population"] == QUICK_BUDGETS["evomal"]["population"] == 12  # suite's budget
+
+
+def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
+    import pytest
+
+    import metaloss.tuning as tuning_mod
+    from metaloss.errors import ArtifactError
+
+    kw = dict(seeds=2, tasks=["iris-linear"], methods=["ce"], steps=40, log=lambda *a: None)
+    run_suite("quick", tmp_path, **kw)
+    first = _cells(tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "tunings.jsonl").read_text().splitlines()]
+    assert [(r["task"], r["method"]) for r in records] == [("iris-linear", "ce")]
+    assert records[0]["tuning"]["lr"] == first[0]["lr"] == first[1]["lr"]
+
+    # Interrupted after the first cell: the resume does not tune again, and repeats the cell.
+    (tmp_path / "cells.jsonl").write_text(json.dumps(first[0]) + "\n")
+    calls = []
+    real = tuning_mod.tune_lr
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(tuning_mod, "tune_lr", spy)
+    run_suite("quick", tmp_path, **kw)
+    assert calls == []
+    again = _cells(tmp_path)
+    assert [c["test"] for c in again] == [c["test"] for c in first]
+    assert again[1]["tuning"] == first[1]["tuning"]
+
+    # Another tuning grid (3 tuning seeds) does not reuse the recorded one.
+    (tmp_path / "cells.jsonl").write_text(json.dumps(first[0]) + "\n")
+    run_suite("quick", tmp_path, tune_seeds=3, **kw)
+    assert calls == [1]
+
+    # A record whose lr is not its grid's winner is refused, naming the file.
+    rows = (tmp_path / "tunings.jsonl").read_text().splitlines()
+    bad = json.loads(rows[0])
+    chosen = bad["tuning"]["lr"]
+    bad["tuning"]["lr"] = next(p["lr"] for p in bad["tuning"]["grid"] if p["lr"] != chosen)
+    (tmp_path / "tunings.jsonl").write_text(json.dumps(bad) + "\n")
+    with pytest.raises(ArtifactError, match="tunings.jsonl, line 1: lr .* not the winner"):
+        run_suite("quick", tmp_path, **kw)

@@ -65,6 +65,8 @@ def test_tuning_picks_by_validation_never_test():
 def test_tie_rule_and_widening(monkeypatch):
     pts = [GridPoint(0.1, [0.2]), GridPoint(0.2, [0.1]), GridPoint(0.4, [0.1])]
     assert choose(pts).lr == 0.2  # tie -> the smaller lr
+    diverged = [GridPoint(0.05, [math.nan]), *pts, GridPoint(0.8, [math.inf])]
+    assert choose(diverged).lr == 0.2  # a diverged point never wins, even at the grid's start
     from metaloss import tuning
 
     calls: list[list[float]] = []
@@ -86,6 +88,26 @@ def test_tie_rule_and_widening(monkeypatch):
     capped = tune_lr(task, None, config, TuneConfig(factors=(1, 2), seeds=1, max_widen=1,
                                                     batched=False))  # fmt: skip
     assert capped.lr == pytest.approx(0.04) and "edge" in capped.note
+
+
+def test_a_tuning_round_trips_through_json_and_a_forged_winner_is_refused():
+    import json
+
+    from metaloss.errors import ArtifactError
+    from metaloss.tuning import LrTuning
+
+    pts = [GridPoint(0.1, [0.3, math.nan]), GridPoint(0.2, [0.1, 0.2]), GridPoint(0.4, [0.2, 0.2])]
+    res = LrTuning(0.2, pts, [100, 101], widened=1, note="n", seconds=2.5, config={"seeds": 2})
+    back = LrTuning.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert back.to_dict() == res.to_dict()
+    assert math.isnan(back.points[0].values[1])
+    forged = {**res.to_dict(), "lr": 0.4}
+    with pytest.raises(ArtifactError, match="not the winner"):
+        LrTuning.from_dict(forged)
+    with pytest.raises(ArtifactError, match="one value per tuning seed"):
+        LrTuning.from_dict({**res.to_dict(), "seeds": [100]})
+    with pytest.raises(ArtifactError, match="'lr' must be a positive"):
+        LrTuning.from_dict({**res.to_dict(), "lr": -1})
 
 
 def test_tuning_and_reporting_seeds_are_disjoint():
