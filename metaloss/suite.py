@@ -5,8 +5,9 @@ meta-learning), trains a fresh model with it under the task's meta-test protocol
 appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skipping the
 cells already there. A learning-rate tuning shared by several cells (a baseline's, or
 AdaLFL's grid of whole online runs) is appended to ``tunings.jsonl`` as soon as it ends, so a
-resume under the same settings reuses it instead of tuning again. The table reports mean +- std of the test metric, the difference to
-cross-entropy (MSE for regression), Welch's t-test and the meta-training time.
+resume under the same settings reuses it instead of tuning again. The table reports
+mean +- std of the test metric, the difference to cross-entropy (MSE for regression),
+Welch's t-test and the meta-training time.
 
 Example:
     >>> from metaloss.suite import SUITES

@@ -239,16 +239,32 @@ def root(tmp_path_factory) -> Path:
         for f in (r / "finished").iterdir():
             if f.name.startswith("checkpoint"):
                 (d / f.name).write_bytes(f.read_bytes())
-    # searches with damaged generation records
+    # searches with damaged generation records (after the identity TGLO's run records)
+    head = json.dumps({"type": "identity", "identity": _tglo_identity()}) + "\n"
     for name, text in (
         ("gen_mid", '{"type": "generation"}\n{oops\n{"type": "generation"}\n'),
         ("gen_list", "[1, 2]\n"),
-        ("gen_digest", json.dumps({"type": "generation", "digests": ["x"], "fitness": []}) + "\n"),
-        ("gen_fields", json.dumps({"type": "generation", "digests": None}) + "\n"),
+        ("gen_digest", head + json.dumps({"type": "generation", "digests": ["x"], "fitness": []})),
+        ("gen_fields", head + json.dumps({"type": "generation", "digests": None})),
+        ("gen_noid", json.dumps({"type": "generation", "digests": ["x"], "fitness": []})),
+        ("gen_otherid", head.replace('"config.seed": 0', '"config.seed": 5')),
     ):
+        text = text if text.endswith("\n") else text + "\n"
         (r / name).mkdir()
         (r / name / "generations.jsonl").write_text(text)
     return r
+
+
+def _tglo_identity() -> dict:
+    """The identity a ``TGLO`` run records (:func:`metaloss.meta.driver.identity`)."""
+    from metaloss.meta.configs import TaylorGLOConfig
+    from metaloss.meta.driver import identity
+
+    cfg = TaylorGLOConfig.resolve(None, {"generations": 1})
+    import metaloss as ml
+
+    source = ml.tasks.get("iris-linear").source
+    return identity("taylorglo", "iris-linear", {**cfg.to_dict(), "seed": 0}, source)
 
 
 def _quiet_learn(out: Path) -> tuple[int, str, str]:
@@ -468,6 +484,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("resume-gen-list", [*TGLO, "--resume", "-o", "{r}/gen_list"], "line 1"),
     ("resume-gen-digest", [*TGLO, "--resume", "-o", "{r}/gen_digest"], "generation 0"),
     ("resume-gen-fields", [*TGLO, "--resume", "-o", "{r}/gen_fields"], "generations.jsonl"),
+    ("resume-gen-noid", [*TGLO, "--resume", "-o", "{r}/gen_noid"], "older metaloss"),
+    ("resume-gen-otherid", [*TGLO, "--resume", "-o", "{r}/gen_otherid"], "config.seed: recorded 5"),
 ]
 
 

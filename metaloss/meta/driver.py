@@ -49,7 +49,7 @@ from metaloss.meta.early_stop import EarlyStop
 from metaloss.meta.search import Search, run_search
 from metaloss.results import LearnResult
 
-__all__ = ["Budget", "Callback", "Outcome", "run"]
+__all__ = ["Budget", "Callback", "Outcome", "identity", "run"]
 
 Callback = Callable[[int, list[Candidate], list[Fitness]], None]
 """Called after every generation (replayed ones too) with its candidates and fitness."""
@@ -95,6 +95,22 @@ def outcome_of(search: Search) -> Outcome:
     return Outcome(best())
 
 
+#: Settings a search run may change on resume: they leave every recorded fitness valid.
+RESUMABLE = ("generations", "evaluator")
+
+
+def identity(method: str, task: str, config: dict[str, Any], data: str = "") -> dict[str, Any]:
+    """What a resumed search must match: method, task, data and settings (not
+    :data:`RESUMABLE`).
+
+    >>> identity("taylorglo", "iris-linear", {"seed": 0, "generations": 4}, "sklearn")
+    {'method': 'taylorglo', 'task': 'iris-linear', 'data': 'sklearn', 'config.seed': 0}
+    """
+    out: dict[str, Any] = {"method": method, "task": task, "data": data}
+    out.update({f"config.{k}": v for k, v in config.items() if k not in RESUMABLE})
+    return out
+
+
 def run(
     search: Search,
     evaluator: Evaluator,
@@ -107,13 +123,17 @@ def run(
     run_dir: str | Path | None = None,
     progress: bool = False,
     name: str | None = None,
+    data: str = "",
 ) -> LearnResult:
     """Run ``search`` for ``budget`` with ``evaluator``; its outcome as a LearnResult.
 
     ``run_dir`` makes the run resumable (recorded generations are replayed, see
     :func:`~metaloss.meta.search.run_search`); ``callbacks`` see every generation.
     ``LearnResult.history`` holds one summary per generation (best, median, rejects,
-    stopped, train_steps, seconds).
+    stopped, train_steps, seconds). A resume must match the run's :func:`identity`
+    (``method``, ``task``, ``data`` - the task's source - and ``config`` less its
+    ``generations`` and ``evaluator``), so a run may be extended or moved to another
+    evaluator, never continued under other settings.
     """
 
     def each(gen: int, cands: list[Candidate], fits: list[Fitness]) -> None:
@@ -131,6 +151,7 @@ def run(
             name or f"{method} {task}".strip(),
             each if callbacks else None,
             early_stop=budget.early_stop,
+            identity=identity(method, task, config or {}, data),
         )
     finally:  # an evaluator chosen by "auto" belongs to this run: stop its workers
         if getattr(evaluator, "choice", None) and hasattr(evaluator, "close"):

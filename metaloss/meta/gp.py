@@ -437,6 +437,7 @@ def _learn_gp(
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         run_dir=run_dir,
         progress=progress,
+        data=task.source,
     )
     res.loss = normalize(res.loss, cfg.normalize, task, seed)  # as its fitness saw it
     return res

@@ -405,6 +405,7 @@ def learn_mln(
         [record],
         method="mln",
         task="generated-linear",
+        config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         run_dir=run_dir,
         progress=progress,
         name=f"mln generated-linear d{dim}",

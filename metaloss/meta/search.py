@@ -49,6 +49,31 @@ def candidate_digest(c: Candidate) -> str:
     return h.hexdigest()[:16]
 
 
+def check_identity(path: Path, rows: list[dict[str, Any]], identity: dict[str, Any]) -> None:
+    """Refuse a search history written under another identity, or, when it has recorded
+    generations, under none (an older metaloss: the settings cannot be checked)."""
+    from metaloss.checkpoint import identity_diff
+
+    head = next((r for r in rows if r.get("type") == "identity"), None)
+    if head is None:
+        if any(r.get("type") == "generation" for r in rows):
+            raise ArtifactError(
+                f"{path}: records no settings (an older metaloss); cannot check that it belongs "
+                "to this run; use a new --out"
+            )
+        return
+    saved = head.get("identity")
+    if not isinstance(saved, dict):
+        raise ArtifactError(f"{path}: the identity record is not a JSON object")
+    diff = identity_diff(saved, identity)
+    if diff:
+        shown = ", ".join(
+            f"{k}: recorded {saved.get(k)!r} vs now {io._jsonable(identity.get(k))!r}"
+            for k in diff[:4]
+        )
+        raise ArtifactError(f"{path}: belongs to another run ({shown}); use a new --out")
+
+
 def _number(value: Any) -> float:
     """A recorded number: non-finite values are stored as ``"inf"`` / ``"-inf"`` / ``null``."""
     return math.inf if value is None else float(value)
@@ -85,8 +110,15 @@ def run_search(
     name: str = "search",
     on_generation: Callable[[int, list[Candidate], list[Fitness]], None] | None = None,
     early_stop: EarlyStop | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``generations`` ask/evaluate/tell rounds; resume from ``run_dir`` if it has history.
+
+    ``identity`` (the method, task, seed and settings a fitness depends on) is written as the
+    first record of ``generations.jsonl``; a resume under another identity is refused
+    (:class:`~metaloss.errors.ArtifactError` naming the fields), since its recorded fitness
+    values would be replayed beside new ones measured another way. Settings that leave every
+    fitness unchanged (the number of generations, the evaluator) belong outside it.
 
     ``early_stop`` (:class:`~metaloss.meta.early_stop.EarlyStop`) gives each generation's
     candidates stop thresholds computed from the previous generation's recorded fitness
@@ -100,9 +132,17 @@ def run_search(
     saved: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     if run_dir is not None and (run_dir / HISTORY).exists():
-        records = [r for r in io.read_jsonl(run_dir / HISTORY) if r.get("type") == "generation"]
+        rows = io.read_jsonl(run_dir / HISTORY)
+        records = [r for r in rows if r.get("type") == "generation"]
+        if identity is not None:
+            check_identity(run_dir / HISTORY, rows, identity)
         if (run_dir / EVALS).exists():
             saved = io.load_tensors(run_dir / EVALS)
+    if run_dir is not None and identity is not None and not records:
+        head = run_dir / HISTORY
+        if not any(r.get("type") == "identity" for r in io.read_jsonl(head)):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            io.append_jsonl(head, [{"type": "identity", "identity": identity}])
     start = time.perf_counter()
     previous: list[Fitness] = []
     seen: list[Fitness] = []  # every generation's records (early_stop reference "elite")

@@ -83,6 +83,7 @@ def learn_taylorglo(
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         run_dir=run_dir,
         progress=progress,
+        data=task.source,
     )
     res.hall_of_fame = sorted(hof.values(), key=lambda r: r["fitness"])[:10]
     res.loss = normalize(res.loss, cfg.normalize, task, seed)  # as its fitness saw it

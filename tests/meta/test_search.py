@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import metaloss as ml
+from metaloss.errors import ArtifactError
 from metaloss.evaluators import Candidate, Fitness, SerialEvaluator, guarded
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.evolution import CMAES, OpenAIES, VectorFamily
@@ -165,6 +166,29 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         run_search(GPSearch(population=4, seed=9), SerialEvaluator(quadratic_gp), 2, tmp_path)
 
 
+def test_a_method_resumed_under_other_fitness_settings_is_refused(tmp_path):
+    """The candidates' digests cannot see how fitness is measured (steps, early stopping,
+    data): the run's identity does, so a resume never mixes two protocols."""
+    task = ml.tasks.get("iris-linear")
+    kw = dict(preset="fast", seed=0, generations=1)
+    ml.learn("taylorglo", task, run_dir=tmp_path, **kw)
+    head = json.loads((tmp_path / "generations.jsonl").read_text().splitlines()[0])
+    assert head["type"] == "identity" and head["identity"]["config.fitness_steps"] == 20
+    with pytest.raises(ArtifactError, match=r"config.fitness_steps: recorded 20 vs now 30"):
+        ml.learn("taylorglo", task, run_dir=tmp_path, fitness_steps=30, **kw)
+    with pytest.raises(ArtifactError, match="config.early_stop_examples"):
+        ml.learn("taylorglo", task, run_dir=tmp_path, early_stop_examples=0, **kw)
+    # more generations, or another evaluator, leave the recorded fitness valid: resumed
+    longer = ml.learn("taylorglo", task, run_dir=tmp_path, **{**kw, "generations": 2})
+    fresh = ml.learn("taylorglo", task, **{**kw, "generations": 2}, evaluator="batched")
+    assert [h["best"] for h in longer.history] == pytest.approx([h["best"] for h in fresh.history])
+    # a history without an identity (an older metaloss) cannot be checked: refused
+    lines = (tmp_path / "generations.jsonl").read_text().splitlines()
+    (tmp_path / "generations.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(ArtifactError, match="older metaloss"):
+        ml.learn("taylorglo", task, run_dir=tmp_path, **{**kw, "generations": 3})
+
+
 def quadratic_gp(c: Candidate) -> Fitness:
     return Fitness(float(len(json.dumps(c.spec))))
 
@@ -189,7 +213,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     gen_file = run / "generations.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline:
-        if gen_file.exists() and len(gen_file.read_text().splitlines()) >= 2:
+        if gen_file.exists() and len(gen_file.read_text().splitlines()) >= 3:  # id + 2 gens
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
