@@ -3,11 +3,11 @@
 Every cell (task, method, seed) meta-learns a loss with that seed (baselines need no
 meta-learning), trains a fresh model with it under the task's meta-test protocol, and
 appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skipping the
-cells already there. A learning-rate tuning shared by several cells (a baseline's, or
-AdaLFL's grid of whole online runs) is appended to ``tunings.jsonl`` as soon as it ends, so a
-resume under the same settings reuses it instead of tuning again. The table reports
-mean +- std of the test metric, the difference to cross-entropy (MSE for regression),
-Welch's t-test and the meta-training time.
+cells already there. Every learning-rate tuning (a baseline's, AdaLFL's grid of whole online
+runs, a learned loss's, the latter with the loss's digest) is appended to ``tunings.jsonl`` as
+soon as it ends, so a resume under the same settings reuses it instead of tuning again. The
+table reports mean +- std of the test metric, the difference to cross-entropy (MSE for
+regression), Welch's t-test and the meta-training time.
 
 Example:
     >>> from metaloss.suite import SUITES
@@ -198,16 +198,31 @@ def _read_tunings(path: Path, context: dict[str, Any]) -> dict[tuple[str, str], 
     a resume with other steps, budget, preset or grid tunes again)."""
     from metaloss.tuning import LrTuning
 
-    out: dict[tuple[str, str], Any] = {}
+    out: dict[tuple, Any] = {}
     context = json.loads(json.dumps(context))  # as it reads back from the file
     for n, row in enumerate(io.read_jsonl(path), 1):
         task, method = row.get("task"), row.get("method")
         if not (isinstance(task, str) and isinstance(method, str)):
             raise ArtifactError(f"{path}, line {n}: 'task' and 'method' must be strings")
+        key: tuple = (task, method)
+        if "seed" in row or "loss" in row:  # one seed's learned loss
+            seed, digest = row.get("seed"), row.get("loss")
+            if not (isinstance(seed, int) and isinstance(digest, str)):
+                raise ArtifactError(f"{path}, line {n}: 'seed' must be an integer, 'loss' a digest")
+            key = (task, method, seed, digest)
         if any(row.get(k) != v for k, v in context.items()):
             continue
-        out[(task, method)] = LrTuning.from_dict(row.get("tuning"), f"{path}, line {n}")
+        out[key] = LrTuning.from_dict(row.get("tuning"), f"{path}, line {n}")
     return out
+
+
+def _loss_digest(loss: Any) -> str:
+    """A digest of a loss's spec and tensors: a recorded tuning is reused only for the same
+    loss (a search resumed into a different loss tunes again)."""
+    from metaloss.evaluators.base import Candidate
+    from metaloss.meta.search import candidate_digest
+
+    return candidate_digest(Candidate.from_loss(0, loss))
 
 
 def _baseline_for(method: str, classification: bool) -> str:
@@ -315,17 +330,18 @@ def run_suite(
     learned: dict[tuple[str, str, int], Any] = {}  # (source, method, seed) -> LearnResult
     sources: dict[str, Any] = {}
     tune_config = TuneConfig(seeds=tune_seeds)
-    # (task, method) -> LrTuning of a loss shared by several cells; kept in TUNINGS so that
-    # a resumed suite reuses it (only under the same steps, budget, preset and tuning grid)
+    # (task, method) -> LrTuning of a loss shared by several cells, (task, method, seed, loss
+    # digest) -> a learned loss's; kept in TUNINGS so that a resumed suite reuses them (only
+    # under the same steps, budget, preset and tuning grid)
     tunings_path = out / rundir.TUNINGS
     tuning_context = {"steps": steps, "budget": budget, "preset": preset,
                       "tune": tune_config.to_dict()}  # fmt: skip
     shared_tuning = _read_tunings(tunings_path, tuning_context)
 
-    def share(key: tuple[str, str], tuning: Any) -> Any:
+    def share(key: tuple, tuning: Any) -> Any:
         shared_tuning[key] = tuning
-        io.append_jsonl(tunings_path, [{"task": key[0], "method": key[1], **tuning_context,
-                                        "tuning": tuning.to_dict()}])  # fmt: skip
+        row = dict(zip(("task", "method", "seed", "loss"), key))
+        io.append_jsonl(tunings_path, [{**row, **tuning_context, "tuning": tuning.to_dict()}])
         return tuning
 
     for task_name in task_names:
@@ -405,8 +421,11 @@ def run_suite(
                             if key not in shared_tuning:
                                 share(key, tune_lr(task, loss, config, tune_config))
                             tuning = shared_tuning[key]
-                        else:
-                            tuning = tune_lr(task, loss, config, tune_config)
+                        else:  # this seed's learned loss, recorded with its digest
+                            key4 = (task_name, method, seed, _loss_digest(loss))
+                            if key4 not in shared_tuning:
+                                share(key4, tune_lr(task, loss, config, tune_config))
+                            tuning = shared_tuning[key4]
                         cell_config = config.with_(lr=tuning.lr)
                     tr = train(task, loss, cell_config, seed=seed, progress=progress)
                     test, val, train_seconds = tr.test_metric, tr.val_metric, tr.seconds

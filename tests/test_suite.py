@@ -95,14 +95,20 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     import metaloss.tuning as tuning_mod
     from metaloss.errors import ArtifactError
 
-    kw = dict(seeds=2, tasks=["iris-linear"], methods=["ce"], steps=40, log=lambda *a: None)
+    kw = dict(seeds=2, tasks=["iris-linear"], methods=["ce", "ml3"], steps=40, budget="quick",
+              log=lambda *a: None)  # fmt: skip
     run_suite("quick", tmp_path, **kw)
     first = _cells(tmp_path)
     records = [json.loads(line) for line in (tmp_path / "tunings.jsonl").read_text().splitlines()]
-    assert [(r["task"], r["method"]) for r in records] == [("iris-linear", "ce")]
+    keys = [(r["task"], r["method"], r.get("seed")) for r in records]
+    assert keys == [("iris-linear", "ce", None), ("iris-linear", "ml3", 0),
+                    ("iris-linear", "ml3", 1)]  # fmt: skip
     assert records[0]["tuning"]["lr"] == first[0]["lr"] == first[1]["lr"]
+    assert records[1]["loss"] != records[2]["loss"]  # each seed's learned loss, by digest
+    assert [r["tuning"] for r in records[1:]] == [c["tuning"] for c in first[2:]]
 
-    # Interrupted after the first cell: the resume does not tune again, and repeats the cell.
+    # Interrupted after the first cell: the resume tunes neither CE nor the learned losses
+    # again (their digests match), and repeats the cells.
     (tmp_path / "cells.jsonl").write_text(json.dumps(first[0]) + "\n")
     calls = []
     real = tuning_mod.tune_lr
@@ -118,10 +124,10 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     assert [c["test"] for c in again] == [c["test"] for c in first]
     assert again[1]["tuning"] == first[1]["tuning"]
 
-    # Another tuning grid (3 tuning seeds) does not reuse the recorded one.
+    # Another tuning grid (3 tuning seeds) does not reuse the recorded ones.
     (tmp_path / "cells.jsonl").write_text(json.dumps(first[0]) + "\n")
     run_suite("quick", tmp_path, tune_seeds=3, **kw)
-    assert calls == [1]
+    assert calls == [1, 1, 1]
 
     # A record whose lr is not its grid's winner is refused, naming the file.
     rows = (tmp_path / "tunings.jsonl").read_text().splitlines()
