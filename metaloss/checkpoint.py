@@ -71,6 +71,20 @@ def identity_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if norm(saved.get(k)) != norm(current.get(k)))
 
 
+def refuse_other_identity(
+    path: Path, saved: dict[str, Any], current: dict[str, Any], recorded: str = "recorded"
+) -> None:
+    """Raise :class:`ArtifactError` naming up to four fields in which the identity ``saved``
+    in ``path`` differs from ``current`` (nothing when they agree)."""
+    diff = identity_diff(saved, current)
+    if diff:
+        shown = ", ".join(
+            f"{k}: {recorded} {saved.get(k)!r} vs now {io._jsonable(current.get(k))!r}"
+            for k in diff[:4]
+        )
+        raise ArtifactError(f"{path}: belongs to another run ({shown}); use a new --out")
+
+
 def save_checkpoint(
     run_dir: str | Path, state: dict[str, Any], identity: dict[str, Any] | None = None
 ) -> None:
@@ -123,13 +137,7 @@ def load_checkpoint(
                 f"{ck_path}: records no config/task identity; cannot check it belongs to this "
                 "run (use a new --out)"
             )
-        diff = identity_diff(saved, identity)
-        if diff:
-            shown = ", ".join(
-                f"{k}: checkpoint {saved.get(k)!r} vs now {io._jsonable(identity.get(k))!r}"
-                for k in diff[:4]
-            )
-            raise ArtifactError(f"{ck_path}: belongs to another run ({shown}); use a new --out")
+        refuse_other_identity(ck_path, saved, identity, "checkpoint")
     path = io.confined(run_dir, name)
     blob = io.read_bytes_capped(path, io.MAX_TENSOR_BYTES)
     if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):

@@ -52,7 +52,7 @@ def candidate_digest(c: Candidate) -> str:
 def check_identity(path: Path, rows: list[dict[str, Any]], identity: dict[str, Any]) -> None:
     """Refuse a search history written under another identity, or, when it has recorded
     generations, under none (an older metaloss: the settings cannot be checked)."""
-    from metaloss.checkpoint import identity_diff
+    from metaloss.checkpoint import refuse_other_identity
 
     head = next((r for r in rows if r.get("type") == "identity"), None)
     if head is None:
@@ -65,13 +65,7 @@ def check_identity(path: Path, rows: list[dict[str, Any]], identity: dict[str, A
     saved = head.get("identity")
     if not isinstance(saved, dict):
         raise ArtifactError(f"{path}: the identity record is not a JSON object")
-    diff = identity_diff(saved, identity)
-    if diff:
-        shown = ", ".join(
-            f"{k}: recorded {saved.get(k)!r} vs now {io._jsonable(identity.get(k))!r}"
-            for k in diff[:4]
-        )
-        raise ArtifactError(f"{path}: belongs to another run ({shown}); use a new --out")
+    refuse_other_identity(path, saved, identity)
 
 
 def _number(value: Any) -> float:
