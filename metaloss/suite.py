@@ -5,7 +5,8 @@ meta-learning), trains a fresh model with it under the task's meta-test protocol
 appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skipping the
 cells already there. Every learning-rate tuning (a baseline's, AdaLFL's grid of whole online
 runs, a learned loss's, the latter with the loss's digest) is appended to ``tunings.jsonl`` as
-soon as it ends, so a resume under the same settings reuses it instead of tuning again. The
+soon as it ends, so a resume under the same settings reuses it instead of tuning again. A
+resume under other settings (steps, budget, preset, tuning, source task, data) is refused. The
 table reports mean +- std of the test metric, the difference to cross-entropy (MSE for
 regression), Welch's t-test and the meta-training time.
 
@@ -193,6 +194,27 @@ def _learn(
     return ml.learn(name, task, seed=seed, progress=progress, **options)
 
 
+#: How each setting that makes cells comparable is named on the command line.
+_OPTION = {"suite": "the suite", "preset": "--preset", "steps": "--steps", "budget": "--budget",
+           "tune": "--tune/--no-tune", "tune_seeds": "--tune-seeds", "learn_on": "--learn-on",
+           "data_dir": "--data-dir"}  # fmt: skip
+
+
+def _refuse_other_settings(out: Path, before: Any, now: dict[str, Any]) -> None:
+    """A bench folder's cells are one table: a resume whose settings would measure new cells
+    another way is refused, naming the option. (Tasks, methods and seeds may grow; a setting
+    an older ``suite.json`` does not record is not checked.)"""
+    if not isinstance(before, dict):
+        raise ArtifactError(f"{out / rundir.SUITE}: expected a JSON object")
+    before = {"preset": "default", **before}  # older folders recorded no preset: default
+    for key, value in now.items():
+        if key in before and before[key] != value:
+            raise ConfigError(
+                f"bench --out {out}: its cells ran with {_OPTION[key]} {before[key]}, not "
+                f"{value}; use another folder"
+            )
+
+
 def _read_tunings(path: Path, context: dict[str, Any]) -> dict[tuple[str, str], Any]:
     """The shared tunings a bench folder recorded under ``context`` (others are ignored:
     a resume with other steps, budget, preset or grid tunes again)."""
@@ -297,13 +319,11 @@ def run_suite(
             f"bench --out {out}: cannot write there ({exc.strerror or exc})"
         ) from None
     cells_path = out / rundir.CELLS
+    settings = {"suite": suite.name, "preset": preset, "steps": steps, "budget": budget,
+                "tune": tune, "tune_seeds": tune_seeds, "learn_on": learn_on,
+                "data_dir": str(data_dir) if data_dir is not None else None}  # fmt: skip
     if cells_path.exists() and (out / rundir.SUITE).exists():
-        before = io.read_json(out / rundir.SUITE).get("preset", "default")
-        if before != preset:
-            raise ConfigError(
-                f"bench --out {out}: its cells ran with --preset {before}, not {preset}; "
-                "use another folder"
-            )
+        _refuse_other_settings(out, io.read_json(out / rundir.SUITE), settings)
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
     n_seeds = seeds or suite.seeds
     task_names = list(tasks or suite.tasks)
@@ -324,6 +344,7 @@ def run_suite(
             "first_seed": first_seed,
             "tune": tune,
             "tune_seeds": tune_seeds,
+            "data_dir": settings["data_dir"],
         },
     )
     mln_cache: dict[int, Any] = {}

@@ -239,6 +239,10 @@ def root(tmp_path_factory) -> Path:
         for f in (r / "finished").iterdir():
             if f.name.startswith("checkpoint"):
                 (d / f.name).write_bytes(f.read_bytes())
+    # a bench folder whose cells ran with --steps 20
+    (r / "bench_steps").mkdir()
+    (r / "bench_steps" / "suite.json").write_text(json.dumps({"suite": "quick", "steps": 20}))
+    (r / "bench_steps" / "cells.jsonl").write_text("")
     # searches with damaged generation records (after the identity TGLO's run records)
     head = json.dumps({"type": "identity", "identity": _tglo_identity()}) + "\n"
     for name, text in (
@@ -407,6 +411,11 @@ CASES: list[tuple[str, list[str], str]] = [
         ["bench", "quick", "-m", "ce", "-o", "/proc/metaloss-bench"],
         "/proc/metaloss-bench",
     ),  # fmt: skip
+    (
+        "bench-resume-other-steps",
+        ["bench", "quick", "-m", "ce", "--steps", "30", "-o", "{r}/bench_steps"],
+        "--steps 20, not 30",
+    ),
     (
         "bench-first-seed-huge",
         ["bench", "quick", "--first-seed", "2000000000", "-o", "{r}/b1"],

@@ -93,7 +93,7 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     import pytest
 
     import metaloss.tuning as tuning_mod
-    from metaloss.errors import ArtifactError
+    from metaloss.errors import ArtifactError, ConfigError
 
     kw = dict(seeds=2, tasks=["iris-linear"], methods=["ce", "ml3"], steps=40, budget="quick",
               log=lambda *a: None)  # fmt: skip
@@ -124,8 +124,12 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     assert [c["test"] for c in again] == [c["test"] for c in first]
     assert again[1]["tuning"] == first[1]["tuning"]
 
-    # Another tuning grid (3 tuning seeds) does not reuse the recorded ones.
+    # Another tuning grid (3 tuning seeds) is refused for this folder; and were its
+    # suite.json gone, the recorded tunings would not be reused under it.
     (tmp_path / "cells.jsonl").write_text(json.dumps(first[0]) + "\n")
+    with pytest.raises(ConfigError, match="--tune-seeds 2, not 3"):
+        run_suite("quick", tmp_path, tune_seeds=3, **kw)
+    (tmp_path / "suite.json").unlink()
     run_suite("quick", tmp_path, tune_seeds=3, **kw)
     assert calls == [1, 1, 1]
 
@@ -135,5 +139,27 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     chosen = bad["tuning"]["lr"]
     bad["tuning"]["lr"] = next(p["lr"] for p in bad["tuning"]["grid"] if p["lr"] != chosen)
     (tmp_path / "tunings.jsonl").write_text(json.dumps(bad) + "\n")
+    (tmp_path / "suite.json").unlink()  # it records the 3 tuning seeds of the run above
     with pytest.raises(ArtifactError, match="tunings.jsonl, line 1: lr .* not the winner"):
         run_suite("quick", tmp_path, **kw)
+
+
+def test_a_resume_under_other_settings_is_refused_naming_the_option(tmp_path):
+    import pytest
+
+    from metaloss.errors import ConfigError
+
+    kw = dict(seeds=1, tasks=["iris-linear"], methods=["ce"], tune=False, log=lambda *a: None)
+    run_suite("quick", tmp_path, steps=20, **kw)
+    for other, needle in (
+        (dict(steps=30), "--steps 20, not 30"),
+        (dict(steps=20, budget="quick"), "--budget suite, not quick"),
+        (dict(steps=20, learn_on="wine-linear"), "--learn-on None, not wine-linear"),
+        (dict(steps=20, data_dir=str(tmp_path)), "--data-dir None"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            run_suite("quick", tmp_path, **other, **kw)
+    # more seeds, tasks or methods under the same settings: resumed, the old cell kept
+    first = _cells(tmp_path)
+    run_suite("quick", tmp_path, steps=20, **{**kw, "seeds": 2})
+    assert _cells(tmp_path)[0] == first[0] and len(_cells(tmp_path)) == 2
