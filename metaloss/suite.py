@@ -27,6 +27,7 @@ from typing import Any
 
 from metaloss import io, rundir
 from metaloss.errors import ArtifactError, ConfigError
+from metaloss.progress import progress_bar
 from metaloss.suite_table import markdown, summarise
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
@@ -359,6 +360,12 @@ def run_suite(
                       "tune": tune_config.to_dict()}  # fmt: skip
     shared_tuning = _read_tunings(tunings_path, tuning_context)
 
+    def tuned(what: str, tuner: Any, *args: Any) -> Any:
+        """``tuner(*args, tune_config, advance)``, with a progress bar over its training runs."""
+        runs = len(tune_config.factors) * tune_config.seeds  # widening may add a few
+        with progress_bar(runs, f"tune lr {what}", enabled=progress) as advance:
+            return tuner(*args, tune_config, advance)
+
     def share(key: tuple, tuning: Any) -> Any:
         shared_tuning[key] = tuning
         row = dict(zip(("task", "method", "seed", "loss"), key))
@@ -402,8 +409,8 @@ def run_suite(
                             ) -> float:
                                 return _learn(m, t, s, {**o, "lr": lr}).info["val_metric"]
 
-                            share(key, tune_whole_runs(task, one_run, task.defaults.lr,
-                                                       tune_config))  # fmt: skip
+                            share(key, tuned(f"{method} {task_name}", tune_whole_runs,
+                                             task, one_run, task.defaults.lr))  # fmt: skip
                             log(f"{task_name:>22} {method:>14} tuned lr {shared_tuning[key].lr:g}")
                         tuning = shared_tuning[key]
                         kw["lr"] = tuning.lr
@@ -440,12 +447,14 @@ def run_suite(
                         if name in BASELINES:  # the same loss on every seed: tune once
                             key = (task_name, method)
                             if key not in shared_tuning:
-                                share(key, tune_lr(task, loss, config, tune_config))
+                                share(key, tuned(f"{method} {task_name}", tune_lr,
+                                                 task, loss, config))  # fmt: skip
                             tuning = shared_tuning[key]
                         else:  # this seed's learned loss, recorded with its digest
                             key4 = (task_name, method, seed, _loss_digest(loss))
                             if key4 not in shared_tuning:
-                                share(key4, tune_lr(task, loss, config, tune_config))
+                                share(key4, tuned(f"{method} {task_name}", tune_lr,
+                                                  task, loss, config))  # fmt: skip
                             tuning = shared_tuning[key4]
                         cell_config = config.with_(lr=tuning.lr)
                     tr = train(task, loss, cell_config, seed=seed, progress=progress)
