@@ -83,6 +83,7 @@ OLD_DEFAULT_LR: dict[str, float] = {
     "yacht-mlp": 0.01,
     "mnist-logistic": 0.01,
     "mnist-mlp": 0.01,
+    "mnist-lenet5": 0.01,
 }
 FAIR_LR: dict[str, float] = {
     "digits-mlp": 0.32,
@@ -98,6 +99,7 @@ FAIR_LR: dict[str, float] = {
     "yacht-mlp": 0.08,
     "mnist-logistic": 0.04,  # 2 tuning seeds, 10,000 steps
     "mnist-mlp": 0.32,  # 2 tuning seeds, 10,000 steps
+    "mnist-lenet5": 0.08,  # 2 tuning seeds, 10,000 steps (the fair LeNet-5 suite's CE grid)
 }
 
 # Small offline tasks (scikit-learn bundled sets, MNIST-1D): seconds on a CPU.
