@@ -201,6 +201,35 @@ _OPTION = {"suite": "the suite", "preset": "--preset", "steps": "--steps", "budg
            "data_dir": "--data-dir"}  # fmt: skip
 
 
+def code_version() -> dict[str, Any]:
+    """The code this process imported: metaloss's version, the git commit of its checkout
+    and whether its ``metaloss`` folder differs from that commit (``None`` outside git).
+    Recorded in ``suite.json`` and every cell, so a table can show which code made it.
+
+    >>> sorted(code_version())
+    ['commit', 'dirty', 'metaloss', 'path']
+    """
+    import subprocess
+
+    import metaloss
+
+    package = Path(metaloss.__file__).resolve().parent
+    out: dict[str, Any] = {"metaloss": metaloss.__version__, "path": str(package),
+                           "commit": None, "dirty": None}  # fmt: skip
+    try:
+        git = ["git", "-C", str(package.parent)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)  # fmt: skip
+        if head.returncode == 0:
+            out["commit"] = head.stdout.strip()
+            status = subprocess.run([*git, "status", "--porcelain", "--", str(package)],
+                                    capture_output=True, text=True, timeout=10)  # fmt: skip
+            out["dirty"] = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
 def _refuse_other_settings(out: Path, before: Any, now: dict[str, Any]) -> None:
     """A bench folder's cells are one table: a resume whose settings would measure new cells
     another way is refused, naming the option. (Tasks, methods and seeds may grow; a setting
@@ -216,13 +245,22 @@ def _refuse_other_settings(out: Path, before: Any, now: dict[str, Any]) -> None:
             )
 
 
-def _read_tunings(path: Path, context: dict[str, Any]) -> dict[tuple[str, str], Any]:
-    """The shared tunings a bench folder recorded under ``context`` (others are ignored:
-    a resume with other steps, budget, preset or grid tunes again)."""
+#: What a recorded tuning must share with the current run to be reused.
+_CONTEXT = ("steps", "budget", "preset", "tune", "data_dir", "train")
+
+
+def _context_key(context: dict[str, Any]) -> str:
+    """A canonical JSON text of the context fields (as they read back from a file)."""
+    return json.dumps({k: context.get(k) for k in _CONTEXT}, sort_keys=True)
+
+
+def _read_tunings(path: Path) -> dict[tuple, Any]:
+    """The tunings a bench folder recorded, keyed by (task, method[, seed, loss digest],
+    context): a resume reuses one only under the same steps, budget, preset, tuning grid,
+    data folder and task training protocol (a changed default lr tunes again)."""
     from metaloss.tuning import LrTuning
 
     out: dict[tuple, Any] = {}
-    context = json.loads(json.dumps(context))  # as it reads back from the file
     for n, row in enumerate(io.read_jsonl(path), 1):
         task, method = row.get("task"), row.get("method")
         if not (isinstance(task, str) and isinstance(method, str)):
@@ -233,9 +271,8 @@ def _read_tunings(path: Path, context: dict[str, Any]) -> dict[tuple[str, str], 
             if not (isinstance(seed, int) and isinstance(digest, str)):
                 raise ArtifactError(f"{path}, line {n}: 'seed' must be an integer, 'loss' a digest")
             key = (task, method, seed, digest)
-        if any(row.get(k) != v for k, v in context.items()):
-            continue
-        out[key] = LrTuning.from_dict(row.get("tuning"), f"{path}, line {n}")
+        tuning = LrTuning.from_dict(row.get("tuning"), f"{path}, line {n}")
+        out[(*key, _context_key(row))] = tuning
     return out
 
 
@@ -320,34 +357,41 @@ def run_suite(
             f"bench --out {out}: cannot write there ({exc.strerror or exc})"
         ) from None
     cells_path = out / rundir.CELLS
+    folder = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     settings = {"suite": suite.name, "preset": preset, "steps": steps, "budget": budget,
                 "tune": tune, "tune_seeds": tune_seeds, "learn_on": learn_on,
-                "data_dir": str(data_dir) if data_dir is not None else None}  # fmt: skip
-    if cells_path.exists() and (out / rundir.SUITE).exists():
-        _refuse_other_settings(out, io.read_json(out / rundir.SUITE), settings)
+                "data_dir": folder}  # fmt: skip
+    started = cells_path.exists() or (out / rundir.TUNINGS).exists()
+    protocols: dict[str, Any] = {}  # task -> its training protocol, as recorded in suite.json
+    if started and (out / rundir.SUITE).exists():
+        before = io.read_json(out / rundir.SUITE)
+        _refuse_other_settings(out, before, settings)
+        if isinstance(before.get("train"), dict):
+            protocols = dict(before["train"])
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
     n_seeds = seeds or suite.seeds
     task_names = list(tasks or suite.tasks)
     method_names = list(methods or suite.methods)
-    io.write_json(
-        out / rundir.SUITE,
-        {
-            "suite": suite.name,
-            "tasks": task_names,
-            "methods": method_names,
-            "seeds": n_seeds,
-            "budget": budget,
-            "budgets": chosen,
-            "preset": preset,
-            "preset_options": preset_options,
-            "steps": steps,
-            "learn_on": learn_on,
-            "first_seed": first_seed,
-            "tune": tune,
-            "tune_seeds": tune_seeds,
-            "data_dir": settings["data_dir"],
-        },
-    )
+    code = code_version()
+    suite_record = {
+        "suite": suite.name,
+        "tasks": task_names,
+        "methods": method_names,
+        "seeds": n_seeds,
+        "budget": budget,
+        "budgets": chosen,
+        "preset": preset,
+        "preset_options": preset_options,
+        "steps": steps,
+        "learn_on": learn_on,
+        "first_seed": first_seed,
+        "tune": tune,
+        "tune_seeds": tune_seeds,
+        "data_dir": settings["data_dir"],
+        "train": protocols,
+        "code": code,
+    }
+    io.write_json(out / rundir.SUITE, suite_record)
     mln_cache: dict[int, Any] = {}
     learned: dict[tuple[str, str, int], Any] = {}  # (source, method, seed) -> LearnResult
     sources: dict[str, Any] = {}
@@ -357,8 +401,9 @@ def run_suite(
     # under the same steps, budget, preset and tuning grid)
     tunings_path = out / rundir.TUNINGS
     tuning_context = {"steps": steps, "budget": budget, "preset": preset,
-                      "tune": tune_config.to_dict()}  # fmt: skip
-    shared_tuning = _read_tunings(tunings_path, tuning_context)
+                      "tune": tune_config.to_dict(), "data_dir": settings["data_dir"]}  # fmt: skip
+    shared_tuning = _read_tunings(tunings_path)
+    ctx = ""  # the current task's context (its training protocol included), set per task
 
     def tuned(what: str, tuner: Any, *args: Any) -> Any:
         """``tuner(*args, tune_config, advance)``, with a progress bar over its training runs."""
@@ -368,13 +413,28 @@ def run_suite(
 
     def share(key: tuple, tuning: Any) -> Any:
         shared_tuning[key] = tuning
-        row = dict(zip(("task", "method", "seed", "loss"), key))
-        io.append_jsonl(tunings_path, [{**row, **tuning_context, "tuning": tuning.to_dict()}])
+        row = dict(zip(("task", "method", "seed", "loss"), key[:-1]))
+        io.append_jsonl(tunings_path, [{**row, **json.loads(key[-1]), "tuning": tuning.to_dict()}])
         return tuning
 
     for task_name in task_names:
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)
         config = task.defaults.with_(steps=steps)
+        protocol = json.loads(json.dumps(config.to_dict()))
+        recorded = protocols.get(task_name, protocol)
+        if not isinstance(recorded, dict):
+            raise ArtifactError(f"{out / rundir.SUITE}: 'train.{task_name}' must be an object")
+        if recorded != protocol:  # e.g. a changed default lr
+            diff = sorted(k for k in protocol if recorded.get(k) != protocol[k])
+            shown = ", ".join(f"{k} {recorded.get(k)} -> {protocol[k]}" for k in diff)
+            raise ConfigError(
+                f"bench --out {out}: its {task_name} cells ran with another training protocol "
+                f"({shown}); use another folder"
+            )
+        if task_name not in protocols:
+            protocols[task_name] = protocol
+            io.write_json(out / rundir.SUITE, suite_record)
+        ctx = _context_key({**tuning_context, "train": protocol})
         source_name = learn_on or suite.transfer.get(task_name, suite.learn_on or task_name)
         if source_name == task_name:
             source = task
@@ -401,7 +461,7 @@ def run_suite(
                     # tuned (a grid of online runs on tuning seeds), then run on ``seed``.
                     kw = {**_budget(chosen, method, preset_options), "steps": steps}
                     if tune:
-                        key = (task_name, method)
+                        key = (task_name, method, ctx)
                         if key not in shared_tuning:
 
                             def one_run(
@@ -445,13 +505,13 @@ def run_suite(
                 else:
                     if tune and method != "ce@old-lr":
                         if name in BASELINES:  # the same loss on every seed: tune once
-                            key = (task_name, method)
+                            key = (task_name, method, ctx)
                             if key not in shared_tuning:
                                 share(key, tuned(f"{method} {task_name}", tune_lr,
                                                  task, loss, config))  # fmt: skip
                             tuning = shared_tuning[key]
                         else:  # this seed's learned loss, recorded with its digest
-                            key4 = (task_name, method, seed, _loss_digest(loss))
+                            key4 = (task_name, method, seed, _loss_digest(loss), ctx)
                             if key4 not in shared_tuning:
                                 share(key4, tuned(f"{method} {task_name}", tune_lr,
                                                   task, loss, config))  # fmt: skip
@@ -479,6 +539,8 @@ def run_suite(
                     "seconds": time.perf_counter() - t0,
                     "learned_on": source_name,
                     "preset": _cell_preset(method, preset_options, preset),
+                    "code_commit": code["commit"],
+                    "code_dirty": code["dirty"],
                     **({"tuning": tuning.to_dict()} if tuning is not None else {}),
                     **info,
                 }

@@ -266,9 +266,10 @@ def _tglo_identity() -> dict:
 
     cfg = TaylorGLOConfig.resolve(None, {"generations": 1})
     import metaloss as ml
+    from metaloss.meta.driver import task_identity
 
-    source = ml.tasks.get("iris-linear").source
-    return identity("taylorglo", "iris-linear", {**cfg.to_dict(), "seed": 0}, source)
+    data = task_identity(ml.tasks.get("iris-linear"))
+    return identity("taylorglo", "iris-linear", {**cfg.to_dict(), "seed": 0}, data)
 
 
 def _quiet_learn(out: Path) -> tuple[int, str, str]:
@@ -492,7 +493,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("resume-gen-corrupt", [*TGLO, "--resume", "-o", "{r}/gen_mid"], "line 2"),
     ("resume-gen-list", [*TGLO, "--resume", "-o", "{r}/gen_list"], "line 1"),
     ("resume-gen-digest", [*TGLO, "--resume", "-o", "{r}/gen_digest"], "generation 0"),
-    ("resume-gen-fields", [*TGLO, "--resume", "-o", "{r}/gen_fields"], "generations.jsonl"),
+    ("resume-gen-fields", [*TGLO, "--resume", "-o", "{r}/gen_fields"], "generation 0"),
     ("resume-gen-noid", [*TGLO, "--resume", "-o", "{r}/gen_noid"], "older metaloss"),
     ("resume-gen-otherid", [*TGLO, "--resume", "-o", "{r}/gen_otherid"], "config.seed: recorded 5"),
 ]

@@ -161,5 +161,41 @@ def test_a_resume_under_other_settings_is_refused_naming_the_option(tmp_path):
             run_suite("quick", tmp_path, **other, **kw)
     # more seeds, tasks or methods under the same settings: resumed, the old cell kept
     first = _cells(tmp_path)
+    import subprocess
+
+    from metaloss.suite import code_version
+
+    code = json.loads((tmp_path / "suite.json").read_text())["code"]
+    assert code == code_version() and first[0]["code_commit"] == code["commit"]
+    head = subprocess.run(["git", "-C", code["path"], "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()  # fmt: skip
+    assert code["commit"] == (head or None)  # the checkout the imported package lives in
     run_suite("quick", tmp_path, steps=20, **{**kw, "seeds": 2})
     assert _cells(tmp_path)[0] == first[0] and len(_cells(tmp_path)) == 2
+
+
+def test_a_changed_task_protocol_is_refused_and_never_reuses_a_tuning(tmp_path, monkeypatch):
+    import pytest
+
+    import metaloss as ml
+    from metaloss.errors import ConfigError
+
+    kw = dict(seeds=1, tasks=["iris-linear"], methods=["ce"], steps=20, log=lambda *a: None)
+    run_suite("quick", tmp_path, **kw)
+    assert json.loads((tmp_path / "suite.json").read_text())["train"]["iris-linear"]["lr"] == 0.05
+    real = ml.tasks.get
+
+    def other_lr(name, **k):  # the registry's default lr changed between two runs
+        t = real(name, **k)
+        t.defaults = t.defaults.with_(lr=0.1)
+        return t
+
+    monkeypatch.setattr(ml.tasks, "get", other_lr)
+    with pytest.raises(ConfigError, match=r"iris-linear cells ran with another .*lr 0.05 -> 0.1"):
+        run_suite("quick", tmp_path, **{**kw, "seeds": 2})
+    # the tunings are keyed by the protocol too: a folder without suite.json tunes again
+    (tmp_path / "suite.json").unlink()
+    (tmp_path / "cells.jsonl").unlink()
+    run_suite("quick", tmp_path, **kw)
+    lines = (tmp_path / "tunings.jsonl").read_text().splitlines()
+    assert [json.loads(x)["train"]["lr"] for x in lines] == [0.05, 0.1]

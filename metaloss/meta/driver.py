@@ -49,7 +49,7 @@ from metaloss.meta.early_stop import EarlyStop
 from metaloss.meta.search import Search, run_search
 from metaloss.results import LearnResult
 
-__all__ = ["Budget", "Callback", "Outcome", "identity", "run"]
+__all__ = ["Budget", "Callback", "Outcome", "identity", "run", "task_identity"]
 
 Callback = Callable[[int, list[Candidate], list[Fitness]], None]
 """Called after every generation (replayed ones too) with its candidates and fitness."""
@@ -99,9 +99,26 @@ def outcome_of(search: Search) -> Outcome:
 RESUMABLE = ("generations", "evaluator")
 
 
-def identity(method: str, task: str, config: dict[str, Any], data: str = "") -> dict[str, Any]:
-    """What a resumed search must match: method, task, data and settings (not
-    :data:`RESUMABLE`).
+def task_identity(task: Any) -> dict[str, Any]:
+    """What a fitness run depends on besides the search's settings: the sizes of the task's
+    splits, its outputs and its training protocol (``task.defaults``: a changed default lr
+    changes every fitness). Stable across processes: no paths, no cache state.
+
+    >>> import metaloss as ml
+    >>> d = task_identity(ml.tasks.get("iris-linear"))
+    >>> d["splits"], d["outputs"], d["train"]["lr"]
+    ([108, 12, 30], 3, 0.05)
+    """
+    return {
+        "splits": [len(task.train), len(task.val), len(task.test)],
+        "outputs": task.num_outputs,
+        "train": task.defaults.to_dict(),
+    }
+
+
+def identity(method: str, task: str, config: dict[str, Any], data: Any = "") -> dict[str, Any]:
+    """What a resumed search must match: method, task, data (:func:`task_identity`) and
+    settings (not :data:`RESUMABLE`).
 
     >>> identity("taylorglo", "iris-linear", {"seed": 0, "generations": 4}, "sklearn")
     {'method': 'taylorglo', 'task': 'iris-linear', 'data': 'sklearn', 'config.seed': 0}
@@ -123,7 +140,7 @@ def run(
     run_dir: str | Path | None = None,
     progress: bool = False,
     name: str | None = None,
-    data: str = "",
+    data: Any = "",
 ) -> LearnResult:
     """Run ``search`` for ``budget`` with ``evaluator``; its outcome as a LearnResult.
 
@@ -131,7 +148,7 @@ def run(
     :func:`~metaloss.meta.search.run_search`); ``callbacks`` see every generation.
     ``LearnResult.history`` holds one summary per generation (best, median, rejects,
     stopped, train_steps, seconds). A resume must match the run's :func:`identity`
-    (``method``, ``task``, ``data`` - the task's source - and ``config`` less its
+    (``method``, ``task``, ``data`` - :func:`task_identity` - and ``config`` less its
     ``generations`` and ``evaluator``), so a run may be extended or moved to another
     evaluator, never continued under other settings.
     """

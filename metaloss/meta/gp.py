@@ -48,7 +48,7 @@ from metaloss.losses.symbolic import (
 from metaloss.losses.symbolic.gp import TARGET_LOG_REASON, log_of_target
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import EvoMALConfig, GPLFLConfig
-from metaloss.meta.driver import Budget, Outcome, run
+from metaloss.meta.driver import Budget, Outcome, run, task_identity
 from metaloss.meta.early_stop import early_stop_of
 from metaloss.meta.unrolled import MetaStepper, ML3Config
 from metaloss.results import LearnResult
@@ -437,7 +437,7 @@ def _learn_gp(
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         run_dir=run_dir,
         progress=progress,
-        data=task.source,
+        data=task_identity(task),
     )
     res.loss = normalize(res.loss, cfg.normalize, task, seed)  # as its fitness saw it
     return res

@@ -22,7 +22,7 @@ from metaloss.evaluators.serial import TrainFitness
 from metaloss.losses.normalized import normalize
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import TaylorGLOConfig
-from metaloss.meta.driver import Budget, run
+from metaloss.meta.driver import Budget, run, task_identity
 from metaloss.meta.early_stop import early_stop_of
 from metaloss.meta.evolution import taylorglo_search
 from metaloss.results import LearnResult  # noqa: TC001 (the documented return type)
@@ -83,7 +83,7 @@ def learn_taylorglo(
         config={**cfg.to_dict(), "evaluator": evaluator_name(evaluator), "seed": seed},
         run_dir=run_dir,
         progress=progress,
-        data=task.source,
+        data=task_identity(task),
     )
     res.hall_of_fame = sorted(hof.values(), key=lambda r: r["fitness"])[:10]
     res.loss = normalize(res.loss, cfg.normalize, task, seed)  # as its fitness saw it

@@ -182,6 +182,11 @@ def test_a_method_resumed_under_other_fitness_settings_is_refused(tmp_path):
     longer = ml.learn("taylorglo", task, run_dir=tmp_path, **{**kw, "generations": 2})
     fresh = ml.learn("taylorglo", task, **{**kw, "generations": 2}, evaluator="batched")
     assert [h["best"] for h in longer.history] == pytest.approx([h["best"] for h in fresh.history])
+    # another training protocol of the task (a changed default lr) changes every fitness
+    other = ml.tasks.get("iris-linear")
+    other.defaults = other.defaults.with_(lr=0.1)
+    with pytest.raises(ArtifactError, match="data: recorded"):
+        ml.learn("taylorglo", other, run_dir=tmp_path, **{**kw, "generations": 2})
     # a history without an identity (an older metaloss) cannot be checked: refused
     lines = (tmp_path / "generations.jsonl").read_text().splitlines()
     (tmp_path / "generations.jsonl").write_text("\n".join(lines[1:]) + "\n")
