@@ -28,6 +28,13 @@ from typing import Any
 from metaloss import io, rundir
 from metaloss.errors import ArtifactError, ConfigError
 from metaloss.progress import progress_bar
+from metaloss.suite_resume import (
+    code_version,
+    context_key,
+    loss_digest,
+    read_tunings,
+    refuse_other_settings,
+)
 from metaloss.suite_table import markdown, summarise
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
@@ -195,96 +202,6 @@ def _learn(
     return ml.learn(name, task, seed=seed, progress=progress, **options)
 
 
-#: How each setting that makes cells comparable is named on the command line.
-_OPTION = {"suite": "the suite", "preset": "--preset", "steps": "--steps", "budget": "--budget",
-           "tune": "--tune/--no-tune", "tune_seeds": "--tune-seeds", "learn_on": "--learn-on",
-           "data_dir": "--data-dir"}  # fmt: skip
-
-
-def code_version() -> dict[str, Any]:
-    """The code this process imported: metaloss's version, the git commit of its checkout
-    and whether its ``metaloss`` folder differs from that commit (``None`` outside git).
-    Recorded in ``suite.json`` and every cell, so a table can show which code made it.
-
-    >>> sorted(code_version())
-    ['commit', 'dirty', 'metaloss', 'path']
-    """
-    import subprocess
-
-    import metaloss
-
-    package = Path(metaloss.__file__).resolve().parent
-    out: dict[str, Any] = {"metaloss": metaloss.__version__, "path": str(package),
-                           "commit": None, "dirty": None}  # fmt: skip
-    try:
-        git = ["git", "-C", str(package.parent)]
-        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)  # fmt: skip
-        if head.returncode == 0:
-            out["commit"] = head.stdout.strip()
-            status = subprocess.run([*git, "status", "--porcelain", "--", str(package)],
-                                    capture_output=True, text=True, timeout=10)  # fmt: skip
-            out["dirty"] = bool(status.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
-def _refuse_other_settings(out: Path, before: Any, now: dict[str, Any]) -> None:
-    """A bench folder's cells are one table: a resume whose settings would measure new cells
-    another way is refused, naming the option. (Tasks, methods and seeds may grow; a setting
-    an older ``suite.json`` does not record is not checked.)"""
-    if not isinstance(before, dict):
-        raise ArtifactError(f"{out / rundir.SUITE}: expected a JSON object")
-    before = {"preset": "default", **before}  # older folders recorded no preset: default
-    for key, value in now.items():
-        if key in before and before[key] != value:
-            raise ConfigError(
-                f"bench --out {out}: its cells ran with {_OPTION[key]} {before[key]}, not "
-                f"{value}; use another folder"
-            )
-
-
-#: What a recorded tuning must share with the current run to be reused.
-_CONTEXT = ("steps", "budget", "preset", "tune", "data_dir", "train")
-
-
-def _context_key(context: dict[str, Any]) -> str:
-    """A canonical JSON text of the context fields (as they read back from a file)."""
-    return json.dumps({k: context.get(k) for k in _CONTEXT}, sort_keys=True)
-
-
-def _read_tunings(path: Path) -> dict[tuple, Any]:
-    """The tunings a bench folder recorded, keyed by (task, method[, seed, loss digest],
-    context): a resume reuses one only under the same steps, budget, preset, tuning grid,
-    data folder and task training protocol (a changed default lr tunes again)."""
-    from metaloss.tuning import LrTuning
-
-    out: dict[tuple, Any] = {}
-    for n, row in enumerate(io.read_jsonl(path), 1):
-        task, method = row.get("task"), row.get("method")
-        if not (isinstance(task, str) and isinstance(method, str)):
-            raise ArtifactError(f"{path}, line {n}: 'task' and 'method' must be strings")
-        key: tuple = (task, method)
-        if "seed" in row or "loss" in row:  # one seed's learned loss
-            seed, digest = row.get("seed"), row.get("loss")
-            if not (isinstance(seed, int) and isinstance(digest, str)):
-                raise ArtifactError(f"{path}, line {n}: 'seed' must be an integer, 'loss' a digest")
-            key = (task, method, seed, digest)
-        tuning = LrTuning.from_dict(row.get("tuning"), f"{path}, line {n}")
-        out[(*key, _context_key(row))] = tuning
-    return out
-
-
-def _loss_digest(loss: Any) -> str:
-    """A digest of a loss's spec and tensors: a recorded tuning is reused only for the same
-    loss (a search resumed into a different loss tunes again)."""
-    from metaloss.evaluators.base import Candidate
-    from metaloss.meta.search import candidate_digest
-
-    return candidate_digest(Candidate.from_loss(0, loss))
-
-
 def _baseline_for(method: str, classification: bool) -> str:
     """The hand-made loss behind a baseline method name (CE becomes MSE for regression)."""
     if method in ("ce", "mse"):
@@ -365,7 +282,7 @@ def run_suite(
     protocols: dict[str, Any] = {}  # task -> its training protocol, as recorded in suite.json
     if started and (out / rundir.SUITE).exists():
         before = io.read_json(out / rundir.SUITE)
-        _refuse_other_settings(out, before, settings)
+        refuse_other_settings(out, before, settings)
         if isinstance(before.get("train"), dict):
             protocols = dict(before["train"])
     done = {(c["task"], c["method"], c["seed"]) for c in io.read_jsonl(cells_path)}
@@ -402,7 +319,7 @@ def run_suite(
     tunings_path = out / rundir.TUNINGS
     tuning_context = {"steps": steps, "budget": budget, "preset": preset,
                       "tune": tune_config.to_dict(), "data_dir": settings["data_dir"]}  # fmt: skip
-    shared_tuning = _read_tunings(tunings_path)
+    shared_tuning = read_tunings(tunings_path)
     ctx = ""  # the current task's context (its training protocol included), set per task
 
     def tuned(what: str, tuner: Any, *args: Any) -> Any:
@@ -434,7 +351,7 @@ def run_suite(
         if task_name not in protocols:
             protocols[task_name] = protocol
             io.write_json(out / rundir.SUITE, suite_record)
-        ctx = _context_key({**tuning_context, "train": protocol})
+        ctx = context_key({**tuning_context, "train": protocol})
         source_name = learn_on or suite.transfer.get(task_name, suite.learn_on or task_name)
         if source_name == task_name:
             source = task
@@ -511,7 +428,7 @@ def run_suite(
                                                  task, loss, config))  # fmt: skip
                             tuning = shared_tuning[key]
                         else:  # this seed's learned loss, recorded with its digest
-                            key4 = (task_name, method, seed, _loss_digest(loss), ctx)
+                            key4 = (task_name, method, seed, loss_digest(loss), ctx)
                             if key4 not in shared_tuning:
                                 share(key4, tuned(f"{method} {task_name}", tune_lr,
                                                   task, loss, config))  # fmt: skip
