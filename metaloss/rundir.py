@@ -44,8 +44,8 @@ REPORT_HTML, REPORT_MD = "report.html", "report.md"
 SUITE, CELLS, SUMMARY = "suite.json", "cells.jsonl", "summary.json"
 #: A bench folder's markdown table of the summary.
 TABLE = "table.md"
-#: A bench folder's learning-rate tunings shared by several cells (baselines, AdaLFL), so
-#: that a resumed suite does not repeat them.
+#: A bench folder's finished learning-rate tunings, so that a resumed suite does not repeat
+#: them.
 TUNINGS = "tunings.jsonl"
 
 #: Every file a run may write (a run directory is "non-empty" when one of them is).

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from metaloss import io, rundir
-from metaloss.errors import ArtifactError, ConfigError
+from metaloss.errors import ConfigError
 from metaloss.progress import progress_bar
 from metaloss.suite_resume import (
     code_version,
     context_key,
     loss_digest,
     read_tunings,
+    refuse_other_protocol,
     refuse_other_settings,
 )
 from metaloss.suite_table import markdown, summarise
@@ -313,9 +314,9 @@ def run_suite(
     learned: dict[tuple[str, str, int], Any] = {}  # (source, method, seed) -> LearnResult
     sources: dict[str, Any] = {}
     tune_config = TuneConfig(seeds=tune_seeds)
-    # (task, method) -> LrTuning of a loss shared by several cells, (task, method, seed, loss
-    # digest) -> a learned loss's; kept in TUNINGS so that a resumed suite reuses them (only
-    # under the same steps, budget, preset and tuning grid)
+    # (task, method, context) -> LrTuning of a loss shared by several cells, (task, method,
+    # seed, loss digest, context) -> a learned loss's; kept in TUNINGS so that a resumed
+    # suite reuses them (only under the same context: suite_resume.context_key)
     tunings_path = out / rundir.TUNINGS
     tuning_context = {"steps": steps, "budget": budget, "preset": preset,
                       "tune": tune_config.to_dict(), "data_dir": settings["data_dir"]}  # fmt: skip
@@ -338,16 +339,7 @@ def run_suite(
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)
         config = task.defaults.with_(steps=steps)
         protocol = json.loads(json.dumps(config.to_dict()))
-        recorded = protocols.get(task_name, protocol)
-        if not isinstance(recorded, dict):
-            raise ArtifactError(f"{out / rundir.SUITE}: 'train.{task_name}' must be an object")
-        if recorded != protocol:  # e.g. a changed default lr
-            diff = sorted(k for k in protocol if recorded.get(k) != protocol[k])
-            shown = ", ".join(f"{k} {recorded.get(k)} -> {protocol[k]}" for k in diff)
-            raise ConfigError(
-                f"bench --out {out}: its {task_name} cells ran with another training protocol "
-                f"({shown}); use another folder"
-            )
+        refuse_other_protocol(out, task_name, protocols.get(task_name, protocol), protocol)
         if task_name not in protocols:
             protocols[task_name] = protocol
             io.write_json(out / rundir.SUITE, suite_record)

@@ -69,6 +69,22 @@ def refuse_other_settings(out: Path, before: Any, now: dict[str, Any]) -> None:
             )
 
 
+def refuse_other_protocol(out: Path, task: str, recorded: Any, now: dict[str, Any]) -> None:
+    """Refuse to add cells of ``task`` measured under another training protocol (e.g. a
+    changed default lr) than the one ``suite.json`` recorded for its earlier cells."""
+    from metaloss.checkpoint import identity_diff
+
+    if not isinstance(recorded, dict):
+        raise ArtifactError(f"{out / rundir.SUITE}: 'train.{task}' must be an object")
+    diff = identity_diff(recorded, now)
+    if diff:
+        shown = ", ".join(f"{k} {recorded.get(k)} -> {now.get(k)}" for k in diff)
+        raise ConfigError(
+            f"bench --out {out}: its {task} cells ran with another training protocol "
+            f"({shown}); use another folder"
+        )
+
+
 #: What a recorded tuning must share with the current run to be reused.
 _CONTEXT = ("steps", "budget", "preset", "tune", "data_dir", "train")
 

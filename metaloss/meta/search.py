@@ -124,19 +124,18 @@ def run_search(
     run_dir = Path(run_dir) if run_dir is not None else None
     summaries: list[dict[str, Any]] = []
     saved: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     if run_dir is not None and (run_dir / HISTORY).exists():
         rows = io.read_jsonl(run_dir / HISTORY)
-        records = [r for r in rows if r.get("type") == "generation"]
         if identity is not None:
             check_identity(run_dir / HISTORY, rows, identity)
         if (run_dir / EVALS).exists():
             saved = io.load_tensors(run_dir / EVALS)
-    if run_dir is not None and identity is not None and not records:
-        head = run_dir / HISTORY
-        if not any(r.get("type") == "identity" for r in io.read_jsonl(head)):
-            run_dir.mkdir(parents=True, exist_ok=True)
-            io.append_jsonl(head, [{"type": "identity", "identity": identity}])
+    records = [r for r in rows if r.get("type") == "generation"]
+    has_identity = any(r.get("type") == "identity" for r in rows)
+    if run_dir is not None and identity is not None and not (records or has_identity):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        io.append_jsonl(run_dir / HISTORY, [{"type": "identity", "identity": identity}])
     start = time.perf_counter()
     previous: list[Fitness] = []
     seen: list[Fitness] = []  # every generation's records (early_stop reference "elite")
