@@ -2,10 +2,13 @@
 
     python bench/merge_tables.py runs/bench-mnist-lenet5 runs/bench-mnist-lenet5-gp
     python bench/merge_tables.py A B --methods ce ml3 adalfl --out merged/
+    python bench/merge_tables.py A B::@h2000 --methods ce gce taylorglo taylorglo@h2000
 
-Later folders win for a (task, method, seed) present in several. Prints the markdown table
-(mean ± std, Δ vs cross-entropy / MSE, Welch p, meta-train time) and with ``--out`` writes
-``cells.jsonl``, ``summary.json`` and ``table.md`` there.
+``FOLDER::SUFFIX`` appends SUFFIX to the method of every cell read from FOLDER (two runs of
+one method under different settings, side by side). Later folders win for a (task, method,
+seed) present in several. Prints the markdown table (mean ± std, Δ vs cross-entropy / MSE,
+Welch p, meta-train time) and with ``--out`` writes ``cells.jsonl``, ``summary.json`` and
+``table.md`` there.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from metaloss.suite import markdown, summarise
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("folders", nargs="+", help="suite folders; FOLDER::SUFFIX tags methods")
     ap.add_argument("--methods", nargs="*", help="keep these methods, in this order")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     cells: dict[tuple[str, str, int], dict] = {}
-    for folder in args.folders:
-        for c in io.read_jsonl(folder / "cells.jsonl"):
+    for arg in args.folders:
+        folder, _, suffix = arg.partition("::")
+        for c in io.read_jsonl(Path(folder) / "cells.jsonl"):
+            c["method"] += suffix
             cells[c["task"], c["method"], c["seed"]] = c
     rows = list(cells.values())
     if args.methods:

@@ -1,0 +1,58 @@
+"""Does a longer fitness horizon let a search find a noise-robust loss? (issue 19)
+
+Under label noise a robust loss helps late in training, when cross-entropy starts to fit the
+wrong labels; a search whose fitness runs stop at 300-500 steps never sees that phase. This
+runs a population search on a noisy task with fitness runs as long as the meta-test run, under
+the suite's fair protocol (every loss lr-tuned on validation, tuning seeds apart from the
+reporting seeds, test read once per cell), writing an ordinary suite folder:
+
+    python bench/noise_horizon.py -t mnist1d-mlp+noise0.2sym --fitness-steps 2000 \\
+        --generations 20 --popsize 16 --seeds 5 -o runs/horizon-noise0.2
+
+Merge it with a suite run of the baselines (``merge_tables.py A B::@h2000`` tags this
+folder's methods) for the Holm-corrected table. Early stopping is off by default here: its
+checkpoints compare early validation errors, which penalises exactly the slow, robust losses
+this experiment looks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from metaloss.suite import Suite, run_suite
+from metaloss.threads import set_threads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-t", "--task", default="mnist1d-mlp+noise0.2sym")
+    ap.add_argument("-m", "--method", default="taylorglo", choices=["taylorglo", "evomal", "gplfl"])
+    ap.add_argument("--fitness-steps", type=int, default=2000)
+    ap.add_argument("--generations", type=int, default=20)
+    ap.add_argument("--popsize", type=int, default=16, help="popsize / population")
+    ap.add_argument("--early-stop", action="store_true", help="keep the default early stopping")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("-o", "--out", required=True)
+    ap.add_argument("--threads", default="1", help="torch threads (1: side by side with others)")
+    args = ap.parse_args()
+    set_threads(int(args.threads) if args.threads.isdigit() else args.threads)
+    size = "popsize" if args.method == "taylorglo" else "population"
+    budget = {
+        "generations": args.generations,
+        size: args.popsize,
+        "fitness_steps": args.fitness_steps,
+        "early_stop": args.early_stop,
+    }
+    suite = Suite(
+        "noise-horizon", tasks=[args.task], methods=[args.method], budgets={args.method: budget}
+    )
+    summary = run_suite(
+        suite, args.out, seeds=args.seeds, first_seed=args.first_seed, progress=True
+    )
+    print(json.dumps({"budget": budget, "out": args.out, "summary": summary}, default=str)[:2000])
+
+
+if __name__ == "__main__":
+    main()
