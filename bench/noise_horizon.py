@@ -45,13 +45,13 @@ def main() -> None:
         "fitness_steps": args.fitness_steps,
         "early_stop": args.early_stop,
     }
-    suite = Suite(
-        "noise-horizon", tasks=[args.task], methods=[args.method], budgets={args.method: budget}
-    )
-    summary = run_suite(
-        suite, args.out, seeds=args.seeds, first_seed=args.first_seed, progress=True
-    )
-    print(json.dumps({"budget": budget, "out": args.out, "summary": summary}, default=str)[:2000])
+    # The budget is in the suite's name: run_suite refuses to resume a folder under another
+    # suite name, so cells of two budgets never mix in one folder.
+    name = f"noise-horizon-g{args.generations}-p{args.popsize}-f{args.fitness_steps}"
+    name += "-es" if args.early_stop else ""
+    suite = Suite(name, tasks=[args.task], methods=[args.method], budgets={args.method: budget})
+    run_suite(suite, args.out, seeds=args.seeds, first_seed=args.first_seed, progress=True)
+    print(json.dumps({"suite": name, "budget": budget, "summary": f"{args.out}/summary.json"}))
 
 
 if __name__ == "__main__":
