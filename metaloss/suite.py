@@ -6,7 +6,7 @@ appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skippi
 cells already there. Every learning-rate tuning (a baseline's, AdaLFL's grid of whole online
 runs, a learned loss's, the latter with the loss's digest) is appended to ``tunings.jsonl`` as
 soon as it ends, so a resume under the same settings reuses it instead of tuning again. A
-resume under other settings (steps, budget, preset, tuning, source task, data) is refused. The
+resume under other settings (steps, budget and the budgets it names, preset, tuning, source task, data) is refused. The
 table reports mean +- std of the test metric, the difference to cross-entropy (MSE for
 regression), Welch's t-test and the meta-training time.
 
@@ -278,7 +278,8 @@ def run_suite(
     folder = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     settings = {"suite": suite.name, "preset": preset, "steps": steps, "budget": budget,
                 "tune": tune, "tune_seeds": tune_seeds, "learn_on": learn_on,
-                "data_dir": folder}  # fmt: skip
+                "data_dir": folder,
+                "budgets": json.loads(json.dumps(chosen))}  # fmt: skip
     started = cells_path.exists() or (out / rundir.TUNINGS).exists()
     protocols: dict[str, Any] = {}  # task -> its training protocol, as recorded in suite.json
     if started and (out / rundir.SUITE).exists():

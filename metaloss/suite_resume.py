@@ -22,7 +22,7 @@ from metaloss.errors import ArtifactError, ConfigError
 #: How each setting that makes cells comparable is named on the command line.
 _OPTION = {"suite": "the suite", "preset": "--preset", "steps": "--steps", "budget": "--budget",
            "tune": "--tune/--no-tune", "tune_seeds": "--tune-seeds", "learn_on": "--learn-on",
-           "data_dir": "--data-dir"}  # fmt: skip
+           "data_dir": "--data-dir", "budgets": "the suite's budgets"}  # fmt: skip
 
 
 def code_version() -> dict[str, Any]:
@@ -62,6 +62,14 @@ def refuse_other_settings(out: Path, before: Any, now: dict[str, Any]) -> None:
         raise ArtifactError(f"{out / rundir.SUITE}: expected a JSON object")
     before = {"preset": "default", **before}  # older folders recorded no preset: default
     for key, value in now.items():
+        if key == "budgets" and key in before and before[key] != value:
+            was = before[key] if isinstance(before[key], dict) else {}
+            changed = sorted(m for m in {*was, *value} if was.get(m) != value.get(m))
+            shown = "; ".join(f"{m} {was.get(m)} -> {value.get(m)}" for m in changed)
+            raise ConfigError(
+                f"bench --out {out}: its cells ran with other budgets ({shown or was}); "
+                "use another folder"
+            )
         if key in before and before[key] != value:
             raise ConfigError(
                 f"bench --out {out}: its cells ran with {_OPTION[key]} {before[key]}, not "

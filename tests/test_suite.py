@@ -174,6 +174,29 @@ def test_a_resume_under_other_settings_is_refused_naming_the_option(tmp_path):
     assert _cells(tmp_path)[0] == first[0] and len(_cells(tmp_path)) == 2
 
 
+def test_a_suite_with_the_same_name_but_other_budgets_is_refused(tmp_path):
+    import re
+
+    import pytest
+
+    from metaloss.errors import ConfigError
+    from metaloss.suite import SUITES, Suite
+
+    quick = SUITES["quick"]
+    kw = dict(seeds=1, tasks=["iris-linear"], methods=["ce"], steps=20, tune=False,
+              log=lambda *a: None)  # fmt: skip
+    run_suite(quick, tmp_path, **kw)
+    budgets = {**quick.budgets, "taylorglo": {**quick.budgets["taylorglo"], "popsize": 3}}
+    renamed_budgets = Suite("quick", tasks=quick.tasks, methods=quick.methods, budgets=budgets)
+    old = quick.budgets["taylorglo"]
+    with pytest.raises(ConfigError, match=rf"other budgets \(taylorglo {re.escape(str(old))} -> "):
+        run_suite(renamed_budgets, tmp_path, **{**kw, "seeds": 2})
+    assert len(_cells(tmp_path)) == 1  # nothing measured under the other budgets
+    run_suite(Suite("quick", tasks=quick.tasks, methods=quick.methods, budgets=dict(quick.budgets)),
+              tmp_path, **{**kw, "seeds": 2})  # fmt: skip
+    assert len(_cells(tmp_path)) == 2  # equal budgets (another object) resume
+
+
 def test_a_changed_task_protocol_is_refused_and_never_reuses_a_tuning(tmp_path, monkeypatch):
     import pytest
 
