@@ -47,3 +47,20 @@ def write_result(name: str, payload: dict[str, Any], path: Path | None = None) -
     print(json.dumps(payload, indent=1, default=str)[:4000])
     print(f"wrote {path}")
     return path
+
+
+def add_suite_args(ap: Any) -> None:
+    """The options of a bench script that runs a custom suite (seeds, output, threads)."""
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("-o", "--out", required=True)
+    ap.add_argument("--threads", default="1", help="torch threads (1: side by side with others)")
+
+
+def run_custom_suite(suite: Any, args: Any) -> None:
+    """``run_suite`` under the options of :func:`add_suite_args`, with progress bars."""
+    from metaloss.suite import run_suite
+    from metaloss.threads import set_threads
+
+    set_threads(int(args.threads) if args.threads.isdigit() else args.threads)
+    run_suite(suite, args.out, seeds=args.seeds, first_seed=args.first_seed, progress=True)

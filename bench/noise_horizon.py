@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from metaloss.suite import Suite, run_suite
-from metaloss.threads import set_threads
+from common import add_suite_args, run_custom_suite
+
+from metaloss.suite import Suite
 
 
 def main() -> None:
@@ -32,12 +33,8 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=20)
     ap.add_argument("--popsize", type=int, default=16, help="popsize / population")
     ap.add_argument("--early-stop", action="store_true", help="keep the default early stopping")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("-o", "--out", required=True)
-    ap.add_argument("--threads", default="1", help="torch threads (1: side by side with others)")
+    add_suite_args(ap)
     args = ap.parse_args()
-    set_threads(int(args.threads) if args.threads.isdigit() else args.threads)
     size = "popsize" if args.method == "taylorglo" else "population"
     budget = {
         "generations": args.generations,
@@ -50,7 +47,7 @@ def main() -> None:
     name = f"noise-horizon-g{args.generations}-p{args.popsize}-f{args.fitness_steps}"
     name += "-es" if args.early_stop else ""
     suite = Suite(name, tasks=[args.task], methods=[args.method], budgets={args.method: budget})
-    run_suite(suite, args.out, seeds=args.seeds, first_seed=args.first_seed, progress=True)
+    run_custom_suite(suite, args)
     print(json.dumps({"suite": name, "budget": budget, "summary": f"{args.out}/summary.json"}))
 
 

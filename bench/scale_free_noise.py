@@ -1,0 +1,59 @@
+"""Do the scale-free options help a search find a shape under label noise? (issue 19)
+
+Runs the quick suite's methods with one scale-free option added to each method's quick budget
+(``normalize=init``, ``normalize=running``, ``learn_lr=true``, ``fitness_lrs=0.25,1,4``),
+under the suite's fair protocol (every loss lr-tuned on validation, tuning seeds apart from
+the reporting seeds, test read once per cell), writing an ordinary suite folder:
+
+    python bench/scale_free_noise.py -t digits-mlp+noise0.4sym -m ce -m ml3 -m evomal \\
+        -m taylorglo --option normalize=init --seeds 5 -o runs/sf-digits-n40-init
+
+A method the option does not apply to (``learn_lr`` for a search, ``fitness_lrs`` for ML3) runs
+without it and is left out of the folder's methods; ``ce`` runs as the suite's own baseline
+(compare its cells with the suite run of the baselines: equal cells mean the same protocol).
+Merge with that run (``merge_tables.py A B::@init``) for the Holm-corrected table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from common import add_suite_args, run_custom_suite
+
+from metaloss.cli.learn import method_overrides
+from metaloss.errors import ConfigError
+from metaloss.suite import SUITES, Suite
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-t", "--task", default="digits-mlp+noise0.4sym")
+    ap.add_argument("-m", "--method", action="append", default=None)
+    ap.add_argument("--option", required=True, help="KEY=VALUE added to each method's budget")
+    add_suite_args(ap)
+    args = ap.parse_args()
+    quick = SUITES["quick"]
+    methods = args.method or ["ce", "ml3", "evomal", "taylorglo"]
+    budgets, kept = dict(quick.budgets), []
+    for method in methods:
+        if method == "ce":
+            kept.append(method)
+            continue
+        try:
+            option, _ = method_overrides(method, [args.option])
+        except ConfigError:
+            print(f"{method}: no option {args.option.split('=')[0]!r}; skipped")
+            continue
+        budgets[method] = {**budgets.get(method, {}), **option}
+        kept.append(method)
+    # the option is in the suite's name (and its budgets, which run_suite checks on resume)
+    name = f"quick+{args.option}"
+    suite = Suite(name, tasks=[args.task], methods=kept, budgets=budgets)
+    run_custom_suite(suite, args)
+    shown = {m: budgets[m] for m in kept if m in budgets}
+    print(json.dumps({"suite": name, "budgets": shown, "summary": f"{args.out}/summary.json"}))
+
+
+if __name__ == "__main__":
+    main()
