@@ -6,9 +6,9 @@ appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skippi
 cells already there. Every learning-rate tuning (a baseline's, AdaLFL's grid of whole online
 runs, a learned loss's, the latter with the loss's digest) is appended to ``tunings.jsonl`` as
 soon as it ends, so a resume under the same settings reuses it instead of tuning again. A
-resume under other settings (steps, budget and the budgets it names, preset, tuning, source task, data) is refused. The
-table reports mean +- std of the test metric, the difference to cross-entropy (MSE for
-regression), Welch's t-test and the meta-training time.
+resume under other settings (steps, budget and the budgets it names, preset, tuning, source
+task, data) is refused. The table reports mean +- std of the test metric, the difference to
+cross-entropy (MSE for regression), Welch's t-test and the meta-training time.
 
 Example:
     >>> from metaloss.suite import SUITES
