@@ -8,8 +8,8 @@ the reporting seeds, test read once per cell), writing an ordinary suite folder:
     python bench/scale_free_noise.py -t digits-mlp+noise0.4sym -m ce -m ml3 -m evomal \\
         -m taylorglo --option normalize=init --seeds 5 -o runs/sf-digits-n40-init
 
-A method the option does not apply to (``learn_lr`` for a search, ``fitness_lrs`` for ML3) runs
-without it and is left out of the folder's methods; ``ce`` runs as the suite's own baseline
+A method the option does not apply to (``learn_lr`` for a search, ``fitness_lrs`` for ML3) is
+skipped, with a line saying so; ``ce`` runs as the suite's own baseline
 (compare its cells with the suite run of the baselines: equal cells mean the same protocol).
 Merge with that run (``merge_tables.py A B::@init``) for the Holm-corrected table.
 """
