@@ -106,7 +106,10 @@ def markdown(summary: dict[str, Any]) -> str:
             meta = f"{r['meta_seconds']:.0f} s" if r["meta_seconds"] else ""
             lr = _lr_text(r.get("lrs", []))
             lr = lr if r.get("tuned", False) or not lr else f"{lr} (untuned)"
-            shown = method if r.get("preset") in (None, "default") else f"{method} ({r['preset']})"
+            preset = r.get("preset")
+            # a merged table may already tag the method with its preset (merge_tables ::@paper)
+            tagged = preset in (None, "default") or method.endswith(f"@{preset}")
+            shown = method if tagged else f"{method} ({preset})"
             lines.append(
                 f"| {shown} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from metaloss.suite import run_suite
+from metaloss.suite import markdown, run_suite
 
 
 def _cells(path):
@@ -72,6 +72,10 @@ def test_paper_preset_runs_the_papers_options_at_the_suites_budget(tmp_path, mon
     assert (config["population"], config["generations"]) == (8, 2)
     assert summary["tasks"]["iris-linear"]["rows"]["evomal"]["preset"] == "paper"
     assert "| evomal (paper) |" in (tmp_path / "table.md").read_text()
+    # a merged table that already tags the method (bench/merge_tables.py FOLDER::@paper)
+    rows = summary["tasks"]["iris-linear"]["rows"]
+    rows["evomal@paper"] = rows.pop("evomal")
+    assert "| evomal@paper |" in markdown(summary) and "(paper)" not in markdown(summary)
     # resuming the folder under another preset would mix the two: refused
     with pytest.raises(ConfigError, match="preset paper"):
         run_suite(tiny, tmp_path, preset="default", **kw)
