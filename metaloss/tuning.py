@@ -236,6 +236,27 @@ def _grid_runner(
     return run, True
 
 
+def _widen(
+    points: dict[float, GridPoint], evaluate: Callable[[list[float]], None], tune: TuneConfig
+) -> int:
+    """Add one grid point at a time beyond the edge the winner lies on, up to
+    ``tune.max_widen`` per side, in the grid's own factor; returns how many were added."""
+    step_up = tune.factors[-1] / tune.factors[-2] if len(tune.factors) > 1 else 2.0
+    step_down = tune.factors[1] / tune.factors[0] if len(tune.factors) > 1 else 2.0
+    up = down = 0
+    while True:
+        best = choose(list(points.values()))
+        lrs = sorted(points)
+        if best.lr == lrs[-1] and up < tune.max_widen:
+            up += 1
+            evaluate([lrs[-1] * step_up])
+        elif best.lr == lrs[0] and down < tune.max_widen and len(lrs) > 1:
+            down += 1
+            evaluate([lrs[0] / step_down])
+        else:
+            return up + down
+
+
 def tune_lr(
     task: Task,
     loss: Callable,
@@ -273,22 +294,8 @@ def tune_lr(
         if progress is not None:
             progress(len(lrs) * len(seeds))
 
-    base = config.lr
-    evaluate([base * f for f in tune.factors])
-    step_up = tune.factors[-1] / tune.factors[-2] if len(tune.factors) > 1 else 2.0
-    step_down = tune.factors[1] / tune.factors[0] if len(tune.factors) > 1 else 2.0
-    widened = {"up": 0, "down": 0}
-    while True:
-        best = choose(list(points.values()))
-        lrs = sorted(points)
-        if best.lr == lrs[-1] and widened["up"] < tune.max_widen:
-            widened["up"] += 1
-            evaluate([lrs[-1] * step_up])
-        elif best.lr == lrs[0] and widened["down"] < tune.max_widen and len(lrs) > 1:
-            widened["down"] += 1
-            evaluate([lrs[0] / step_down])
-        else:
-            break
+    evaluate([config.lr * f for f in tune.factors])
+    widened = _widen(points, evaluate, tune)
     ordered = sorted(points.values(), key=lambda p: p.lr)
     best = choose(ordered)
     notes = []
@@ -306,7 +313,7 @@ def tune_lr(
         lr=best.lr,
         points=ordered,
         seeds=seeds,
-        widened=widened["up"] + widened["down"],
+        widened=widened,
         note="; ".join(notes),
         seconds=time.perf_counter() - start,
         batched=batched,
@@ -321,30 +328,42 @@ def tune_whole_runs(
     tune: TuneConfig,
     progress: Callable[[int], None] | None = None,
 ) -> LrTuning:
-    """The fixed grid for methods whose meta-test run is their own run (AdaLFL online).
+    """The grid for methods whose meta-test run is their own run (AdaLFL online).
 
     ``run(task, seed, lr)`` trains once and returns the validation metric. Each grid point is
-    a whole run on every tuning seed, so the grid is not widened. The runs get ``task`` with
-    its test split replaced by the validation split: tuning never reads test data.
+    a whole run on every tuning seed. The grid widens exactly as :func:`tune_lr`'s does (one
+    factor at a time while the winner lies on an edge, ``max_widen`` per side), so an online
+    method gets the same tuning rule as every other loss in its table. The runs get ``task``
+    with its test split replaced by the validation split: tuning never reads test data.
     """
     from dataclasses import replace
 
     start = time.perf_counter()
     hidden = replace(task, test=task.val)
     seeds = tuning_seeds(tune.seeds)
-    points = []
-    for f in tune.factors:
-        lr = base_lr * f
-        points.append(GridPoint(lr, [float(run(hidden, s, lr)) for s in seeds]))
-        if progress is not None:
-            progress(len(seeds))
-    best = choose(points)
+    points: dict[float, GridPoint] = {}
+
+    def evaluate(lrs: list[float]) -> None:
+        for lr in lrs:
+            if lr in points:
+                continue
+            points[lr] = GridPoint(lr, [float(run(hidden, s, lr)) for s in seeds])
+            if progress is not None:
+                progress(len(seeds))
+
+    evaluate([base_lr * f for f in tune.factors])
+    widened = _widen(points, evaluate, tune)
+    ordered = sorted(points.values(), key=lambda p: p.lr)
+    best = choose(ordered)
+    edge = best.lr in (ordered[0].lr, ordered[-1].lr) and len(ordered) > 1
     return LrTuning(
         best.lr,
-        points,
+        ordered,
         seeds,
+        widened=widened,
+        note=f"the best lr {best.lr:g} is still on the grid's edge" if edge else "",
         seconds=time.perf_counter() - start,
         rule="lowest mean validation metric over tuning seeds; ties -> smaller lr "
-        "(fixed grid: online runs)",
+        "(whole online runs)",
         config=tune.to_dict(),
     )

@@ -90,6 +90,40 @@ def test_tie_rule_and_widening(monkeypatch):
     assert capped.lr == pytest.approx(0.04) and "edge" in capped.note
 
 
+def test_whole_run_tuning_widens_by_the_same_rule_as_the_grid_tuner(monkeypatch):
+    """An online method (AdaLFL) gets the tuning every other loss gets: the same grid points,
+    the same winner and the same widening when the winner lies on an edge; its runs see the
+    validation split in place of test."""
+    from metaloss import tuning
+    from metaloss.tuning import tune_whole_runs
+
+    def val_of(lr):
+        return abs(math.log2(lr / 0.005)) / 10  # best below the grid's lower edge
+
+    def fake_runner(task, loss, config, batched):
+        return (lambda seed, lrs: [val_of(lr) for lr in lrs]), False
+
+    monkeypatch.setattr(tuning, "_grid_runner", fake_runner)
+    task = ml.tasks.get("iris-linear")
+    seen: list[tuple[int, float]] = []
+
+    def run(t, seed, lr):
+        assert t.test is t.val  # tuning never reads test data
+        seen.append((seed, lr))
+        return val_of(lr)
+
+    configs = (TuneConfig(factors=(1, 2, 4), seeds=2), TuneConfig(factors=(1, 2), seeds=1,
+                                                                  max_widen=1))  # fmt: skip
+    for cfg, runs in zip(configs, (2 * 6, 3)):  # 3 points + 3 widened on 2 seeds; 2 + 1 on 1
+        seen.clear()
+        ref = tune_lr(task, None, task.defaults.with_(lr=0.04), cfg)
+        res = tune_whole_runs(task, run, 0.04, cfg)
+        assert [p.lr for p in res.points] == pytest.approx([p.lr for p in ref.points])
+        assert (res.lr, res.widened, res.note) == (ref.lr, ref.widened, ref.note)
+        assert len(seen) == len(set(seen)) == runs  # no grid point is run twice
+    assert res.lr == pytest.approx(0.02) and res.widened == 1 and "edge" in res.note
+
+
 def test_a_tuning_round_trips_through_json_and_a_forged_winner_is_refused():
     import json
 

@@ -272,9 +272,7 @@ def test_evaluate_continues_adalfl_online_unless_frozen(tmp_path):
     tune = TuneConfig(factors=(1.0,), seeds=1, max_widen=0)
     online = ml.evaluate([tmp_path / "run"], task, seeds=[1], config=config, tune_config=tune)
     row = online.rows[0]
-    assert row.name.endswith("(online)") and row.tuning["rule"].endswith(
-        "(fixed grid: online runs)"
-    )
+    assert row.name.endswith("(online)") and row.tuning["rule"].endswith("(whole online runs)")
     ref = continue_online(tmp_path / "run", task, seed=1, config=config.with_(lr=row.lr))
     assert row.values == [ref.test_metric]
     frozen = ml.evaluate(
