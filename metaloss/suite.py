@@ -410,7 +410,8 @@ def run_suite(
                 if online:
                     test, val = res.info["test_metric"], res.info["val_metric"]
                     train_seconds = res.info.get("online_seconds", 0.0)
-                    collapsed = bool(res.info.get("diverged")) is False and is_collapsed(task, val)
+                    diverged = bool(res.info.get("diverged"))
+                    collapsed = not diverged and is_collapsed(task, val)
                     cell_lr = tuning.lr if tuning is not None else config.lr
                 else:
                     if tune and method != "ce@old-lr":
@@ -429,7 +430,7 @@ def run_suite(
                         cell_config = config.with_(lr=tuning.lr)
                     tr = train(task, loss, cell_config, seed=seed, progress=progress)
                     test, val, train_seconds = tr.test_metric, tr.val_metric, tr.seconds
-                    collapsed = tr.collapsed
+                    collapsed, diverged = tr.collapsed, tr.diverged
                     cell_lr = cell_config.lr
                 if name not in BASELINES and method != "ce@old-lr":
                     info["diagnostic"] = step_diagnostic(loss, task, config=config).to_dict()
@@ -443,6 +444,7 @@ def run_suite(
                     "lr": cell_lr,
                     "tuned": tuning is not None,
                     "collapsed": collapsed,
+                    "diverged": diverged,
                     "meta_seconds": meta_seconds,
                     "train_seconds": train_seconds,
                     "tune_seconds": tuning.seconds if tuning is not None else 0.0,

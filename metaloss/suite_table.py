@@ -14,6 +14,16 @@ import numpy as np
 from metaloss.results import holm, welch_ci, welch_p
 
 
+def _diverged(cell: dict[str, Any]) -> bool:
+    """Whether a cell's reporting run diverged. Cells record it; for cells written before
+    they did, a diverged run is recognised by its recorded value: a classification error of
+    exactly 1.0 (chance is at most 1 - 1/classes) or a non-finite metric."""
+    if "diverged" in cell:
+        return bool(cell["diverged"])
+    test = float(cell["test"])
+    return not math.isfinite(test) or (cell.get("metric") == "error" and test >= 1.0)
+
+
 def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Per task and method: mean, std, chosen lrs, delta, Welch p, Holm p and 95 % CI.
 
@@ -42,6 +52,7 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
                 "lrs": lrs,
                 "tuned": all(c.get("tuned", False) for c in cs),
                 "collapsed": sum(bool(c.get("collapsed", False)) for c in cs),
+                "diverged": sum(_diverged(c) for c in cs),
                 "meta_seconds": float(np.mean([c["meta_seconds"] for c in cs])),
                 "tune_seconds": float(np.mean([c.get("tune_seconds", 0.0) for c in cs])),
                 "metric": cs[0]["metric"],
@@ -120,6 +131,14 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(
                 "Runs collapsed to chance level (validation metric no better than a constant "
                 f"predictor): {', '.join(collapsed)}."
+            )
+        diverged = [f"{m} ({r['diverged']} of {r['n']})" for m, r in block["rows"].items()
+                    if r.get("diverged")]  # fmt: skip
+        if diverged:
+            lines.append("")
+            lines.append(
+                "Runs diverged (non-finite loss, outputs or weights; counted as error 1.0 or "
+                f"MSE inf): {', '.join(diverged)}."
             )
         if rescaled:
             lines.append("")

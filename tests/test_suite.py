@@ -226,3 +226,34 @@ def test_a_changed_task_protocol_is_refused_and_never_reuses_a_tuning(tmp_path, 
     run_suite("quick", tmp_path, **kw)
     lines = (tmp_path / "tunings.jsonl").read_text().splitlines()
     assert [json.loads(x)["train"]["lr"] for x in lines] == [0.05, 0.1]
+
+
+def test_a_diverged_reporting_run_is_recorded_and_flagged_in_the_table(tmp_path, monkeypatch):
+    """A reporting run whose weights blow up is recorded as diverged in its cell and named
+    under the table (it counts as error 1.0, which a mean alone would hide); cells written
+    before the field existed are recognised by their error of exactly 1.0."""
+    from dataclasses import replace
+
+    import metaloss as ml
+    from metaloss.suite import summarise
+
+    get = ml.tasks.get
+
+    def huge_lr(name, **kw):
+        task = get(name, **kw)
+        return replace(task, defaults=task.defaults.with_(lr=1e30))
+
+    monkeypatch.setattr(ml.tasks, "get", huge_lr)
+    kw = dict(seeds=2, tasks=["digits-mlp"], methods=["ce"], steps=5, tune=False)
+    summary = run_suite("quick", tmp_path, log=lambda *a: None, **kw)
+    cells = _cells(tmp_path)
+    assert [c["diverged"] for c in cells] == [True, True] and {c["test"] for c in cells} == {1.0}
+    assert summary["tasks"]["digits-mlp"]["rows"]["ce"]["diverged"] == 2
+    assert "Runs diverged (non-finite" in markdown(summary) and "ce (2 of 2)" in markdown(summary)
+
+    ok = {**cells[0], "method": "ml3", "test": 0.1, "diverged": False}
+    old = {k: v for k, v in cells[0].items() if k != "diverged"}  # an older cell: test 1.0
+    rows = summarise([ok, {**ok, "seed": 1}, {**old, "method": "ml3", "seed": 2}])
+    assert rows["tasks"]["digits-mlp"]["rows"]["ml3"]["diverged"] == 1
+    fine = summarise([ok, {**ok, "seed": 1}])
+    assert "diverged" not in markdown(fine)
