@@ -13,6 +13,13 @@ import numpy as np
 
 from metaloss.results import holm, welch_ci, welch_p
 
+_FLAGGED_RUNS = (  # (row field, the sentence that names the rows under a table)
+    ("collapsed", "Runs collapsed to chance level (validation metric no better than a constant "
+     "predictor)"),
+    ("diverged", "Runs diverged (non-finite loss, outputs or weights; counted as error 1.0 or "
+     "MSE inf)"),
+)  # fmt: skip
+
 
 def _diverged(cell: dict[str, Any]) -> bool:
     """Whether a cell's reporting run diverged. Cells record it; for cells written before
@@ -124,22 +131,11 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(
                 f"| {shown} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
             )
-        collapsed = [f"{m} ({r['collapsed']} of {r['n']})" for m, r in block["rows"].items()
-                     if r.get("collapsed")]  # fmt: skip
-        if collapsed:
-            lines.append("")
-            lines.append(
-                "Runs collapsed to chance level (validation metric no better than a constant "
-                f"predictor): {', '.join(collapsed)}."
-            )
-        diverged = [f"{m} ({r['diverged']} of {r['n']})" for m, r in block["rows"].items()
-                    if r.get("diverged")]  # fmt: skip
-        if diverged:
-            lines.append("")
-            lines.append(
-                "Runs diverged (non-finite loss, outputs or weights; counted as error 1.0 or "
-                f"MSE inf): {', '.join(diverged)}."
-            )
+        for key, what in _FLAGGED_RUNS:
+            flagged = [f"{m} ({r[key]} of {r['n']})" for m, r in block["rows"].items()
+                       if r.get(key)]  # fmt: skip
+            if flagged:
+                lines += ["", f"{what}: {', '.join(flagged)}."]
         if rescaled:
             lines.append("")
             lines.append(
