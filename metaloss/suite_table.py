@@ -1,6 +1,12 @@
 """A bench folder's summary and markdown table: per task and method, mean +- std of the test
 metric, Welch's test and Holm-corrected p against the baseline row, the tuned learning rates.
 
+When a table holds other hand-made baselines (robust or shaped losses such as symmetric CE,
+GCE, focal) beside learned rows, every learned row is also compared with the best of them
+(lowest mean test metric: the strictest comparison), Holm over those comparisons, and a line
+under the table says which learned rows beat both tuned cross-entropy and that baseline
+significantly, or that none does.
+
 Re-exported by :mod:`metaloss.suite` (``summarise``, ``markdown``).
 """
 
@@ -12,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from metaloss.results import holm, welch_ci, welch_p
+
+# The hand-made rows of a suite (everything else is a learned loss or a learned-step control).
+BASELINES = ("ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
 
 _FLAGGED_RUNS = (  # (row field, the sentence that names the rows under a table)
     ("collapsed", "Runs collapsed to chance level (validation metric no better than a constant "
@@ -80,8 +89,79 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
             r["p_holm"] = ph
             significant = not math.isnan(ph) and ph < 0.05
             r["verdict"] = ("better" if r["delta"] < 0 else "worse") if significant else "tie"
-        tasks_out[task] = {"baseline": base_name, "rows": rows}
+        block = {"baseline": base_name, "rows": rows}
+        block.update(_against_best_baseline(methods, rows, base_name))
+        tasks_out[task] = block
     return {"tasks": tasks_out}
+
+
+def _is_hand_made(method: str) -> bool:
+    """A hand-made row: a baseline loss, possibly tagged (``ce@old-lr``, ``sce@paper``)."""
+    return method.split("@")[0] in BASELINES
+
+
+def _against_best_baseline(
+    methods: dict[str, list[dict[str, Any]]], rows: dict[str, dict[str, Any]], base_name: str
+) -> dict[str, Any]:
+    """Each learned row against the best other hand-made row (Welch, Holm over the learned
+    rows), and whether it beats both that row and ``base_name`` significantly. Empty when
+    the table has no other hand-made row or no learned row."""
+    others = [m for m in rows if _is_hand_made(m) and m.split("@")[0] != base_name.split("@")[0]]
+    learned = [m for m in rows if not _is_hand_made(m)]
+    if not others or not learned:
+        return {}
+    best = min(others, key=lambda m: rows[m]["mean"])
+    ref = [float(c["test"]) for c in methods[best]]
+    p_values = [welch_p([float(c["test"]) for c in methods[m]], ref) for m in learned]
+    beats = []
+    for method, p, ph in zip(learned, p_values, holm(p_values)):
+        delta = rows[method]["mean"] - rows[best]["mean"]
+        significant = not math.isnan(ph) and ph < 0.05
+        verdict = ("better" if delta < 0 else "worse") if significant else "tie"
+        rows[method]["vs_best_baseline"] = {
+            "delta": float(delta), "p_value": p, "p_holm": ph, "verdict": verdict,
+        }  # fmt: skip
+        if verdict == "better" and rows[method]["verdict"] == "better":
+            beats.append(method)
+    return {"best_baseline": best, "beats_both": beats}
+
+
+def _best_baseline_line(block: dict[str, Any]) -> str:
+    """The sentence under a table that compares the learned rows with its best baseline."""
+    best, rows = block["best_baseline"], block["rows"]
+    parts = []
+    for method, r in rows.items():
+        vs = r.get("vs_best_baseline")
+        if vs is None:
+            continue
+        ph = "n/a" if math.isnan(vs["p_holm"]) else f"{vs['p_holm']:.3f}"
+        word = {"better": "better", "worse": "worse"}.get(vs["verdict"], "tie")
+        parts.append(f"{method} {vs['delta']:+.4f} ({word}, Holm p {ph})")
+    base = block["baseline"]
+    winners = block["beats_both"]
+    if winners:
+        verb = "beats" if len(winners) == 1 else "beat"
+        verdict = f"**{', '.join(winners)} {verb} both tuned {base} and {best} significantly.**"
+    else:
+        verdict = f"No learned row beats both tuned {base} and {best} significantly."
+    return (
+        f"Against the best tuned hand-made baseline ({best}, {rows[best]['mean']:.4f}, the lowest "
+        f"test mean): {'; '.join(parts)}. {verdict}"
+    )
+
+
+def table_notes(block: dict[str, Any]) -> list[str]:
+    """The sentences under a task's table: flagged runs (collapsed, diverged) and the
+    comparison with the best hand-made baseline."""
+    notes = []
+    for key, what in _FLAGGED_RUNS:
+        flagged = [f"{m} ({r[key]} of {r['n']})" for m, r in block["rows"].items()
+                   if r.get(key)]  # fmt: skip
+        if flagged:
+            notes.append(f"{what}: {', '.join(flagged)}.")
+    if block.get("best_baseline"):
+        notes.append(_best_baseline_line(block))
+    return notes
 
 
 def _lr_text(lrs: list[float]) -> str:
@@ -131,11 +211,8 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(
                 f"| {shown} | {lr} | {cell} | {r['n']} | {delta} | {p} | {step} | {meta} |"
             )
-        for key, what in _FLAGGED_RUNS:
-            flagged = [f"{m} ({r[key]} of {r['n']})" for m, r in block["rows"].items()
-                       if r.get(key)]  # fmt: skip
-            if flagged:
-                lines += ["", f"{what}: {', '.join(flagged)}."]
+        for note in table_notes(block):
+            lines += ["", note]
         if rescaled:
             lines.append("")
             lines.append(

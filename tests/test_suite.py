@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from metaloss.suite import markdown, run_suite
 
 
@@ -257,3 +259,37 @@ def test_a_diverged_reporting_run_is_recorded_and_flagged_in_the_table(tmp_path,
     assert rows["tasks"]["digits-mlp"]["rows"]["ml3"]["diverged"] == 1
     fine = summarise([ok, {**ok, "seed": 1}])
     assert "diverged" not in markdown(fine)
+
+
+def test_learned_rows_are_compared_with_the_best_hand_made_baseline():
+    from scipy import stats
+
+    from metaloss.results import holm
+    from metaloss.suite import summarise
+
+    errors = {
+        "ce": [0.030, 0.031, 0.032, 0.030, 0.031],
+        "ce@old-lr": [0.001, 0.002, 0.001, 0.002, 0.001],  # cross-entropy: never the "best other"
+        "gce": [0.024, 0.025, 0.023, 0.024, 0.025],
+        "sce": [0.021, 0.022, 0.021, 0.022, 0.021],
+        "a": [0.015, 0.016, 0.015, 0.016, 0.015],  # beats ce and sce
+        "b": [0.021, 0.023, 0.020, 0.022, 0.021],  # beats ce, ties sce
+    }
+    cells = [
+        {"task": "t", "method": m, "seed": s, "test": v, "metric": "error", "meta_seconds": 0.0}
+        for m, vs in errors.items()
+        for s, v in enumerate(vs)
+    ]
+    block = summarise(cells)["tasks"]["t"]
+    assert block["best_baseline"] == "sce" and block["beats_both"] == ["a"]
+    welch = [stats.ttest_ind(errors[m], errors["sce"], equal_var=False).pvalue for m in "ab"]
+    for m, p, ph in zip("ab", welch, holm(welch)):
+        vs = block["rows"][m]["vs_best_baseline"]
+        assert vs["p_value"] == pytest.approx(p) and vs["p_holm"] == pytest.approx(ph)
+    assert block["rows"]["b"]["vs_best_baseline"]["verdict"] == "tie"
+    assert "vs_best_baseline" not in block["rows"]["gce"]
+    assert "**a beats both tuned ce and sce significantly.**" in markdown(summarise(cells))
+    no_winner = [c for c in cells if c["method"] != "a"]
+    assert "No learned row beats both tuned ce and sce" in markdown(summarise(no_winner))
+    alone = [c for c in cells if c["method"] in ("ce", "a")]  # no other baseline: no line
+    assert "best_baseline" not in summarise(alone)["tasks"]["t"]

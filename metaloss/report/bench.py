@@ -20,6 +20,7 @@ from metaloss.report.document import Doc, _num, _safe_figure, _seconds
 
 def bench_report(folder: Path) -> Doc:
     from metaloss.suite import summarise
+    from metaloss.suite_table import table_notes
 
     cells = io.read_jsonl(folder / rundir.CELLS)
     if (folder / rundir.SUMMARY).exists():
@@ -96,14 +97,12 @@ def bench_report(folder: Path) -> Doc:
             table,
             numeric=(2, 3, 4, 5),
         )
-        collapsed = [f"{m} ({r.get('collapsed')} of {r.get('n')})" for m, r in rows.items()
-                     if isinstance(r, dict) and r.get("collapsed")]  # fmt: skip
-        if collapsed:
-            doc.para(
-                "Runs collapsed to chance level (validation metric no better than a constant "
-                "predictor): " + ", ".join(collapsed) + ".",
-                note=True,
-            )
+        try:  # a summary.json from an untrusted folder may be malformed
+            notes = table_notes(block)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            notes = [f"{folder / rundir.SUMMARY}: malformed notes for {task} (not shown)"]
+        for note in notes:
+            doc.para(note.replace("**", ""), note=True)
         if rescaled:
             doc.para(
                 "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "

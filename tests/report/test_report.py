@@ -236,3 +236,19 @@ def test_html_renders_in_headless_chromium(runs, tmp_path):
     assert shot.exists(), proc.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 30_000  # a blank page is a few KB
+
+
+def test_bench_report_shows_the_tables_notes(bench, tmp_path):
+    cells = io.read_jsonl(bench / "cells.jsonl")
+    extra = [{**c, "method": "sce", "test": c["test"] - 0.005} for c in cells
+             if c["task"] == "iris-linear" and c["method"] == "ce"]  # fmt: skip
+    extra[0]["diverged"] = True
+    io.append_jsonl(tmp_path / "cells.jsonl", cells + extra)
+    html = write_report(tmp_path).read_text()
+    assert "Against the best tuned hand-made baseline (sce" in html
+    assert "No learned row beats both tuned ce and sce significantly." in html
+    assert "Runs diverged" in html and "sce (1 of 3)" in html
+    broken = summarise(cells + extra)
+    broken["tasks"]["iris-linear"]["best_baseline"] = "missing-row"  # a hostile summary.json
+    io.write_json(tmp_path / "summary.json", broken)
+    assert "malformed notes for iris-linear" in write_report(tmp_path).read_text()
