@@ -264,6 +264,7 @@ def evaluate(
                 lr=row_config.lr,
                 tuning=tuning.to_dict() if tuning else None,
                 collapsed=collapsed,
+                hand_made=online is None and isinstance(loss, tuple(BASELINES.values())),
             )
             if diagnose and str(name).lower().replace("-", "_") not in BASELINES:
                 from metaloss.diagnostics import step_diagnostic

@@ -190,6 +190,53 @@ def welch_ci(a: list[float], b: list[float], level: float = 0.95) -> tuple[float
     return (diff - half, diff + half)
 
 
+def against_best(
+    values: dict[str, list[float]], others: list[str], learned: list[str]
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Each of ``learned`` against the best of ``others`` (lowest mean: the strictest
+    comparison): delta, Welch p, Holm p over these comparisons, and the verdict.
+
+    >>> best, out = against_best({"sce": [0.21, 0.22], "gce": [0.3, 0.31], "a": [0.2, 0.21]},
+    ...                          ["sce", "gce"], ["a"])
+    >>> best, round(out["a"]["delta"], 3), out["a"]["verdict"]
+    ('sce', -0.01, 'tie')
+    """
+    best = min(others, key=lambda m: float(np.mean(values[m])))
+    p_values = [welch_p(values[m], values[best]) for m in learned]
+    out = {}
+    for method, p, ph in zip(learned, p_values, holm(p_values)):
+        delta = float(np.mean(values[method]) - np.mean(values[best]))
+        significant = not math.isnan(ph) and ph < 0.05
+        verdict = ("better" if delta < 0 else "worse") if significant else "tie"
+        out[method] = {"delta": delta, "p_value": p, "p_holm": ph, "verdict": verdict}
+    return best, out
+
+
+def best_baseline_sentence(
+    best: str,
+    best_mean: float,
+    base: str,
+    compared: dict[str, dict[str, Any]],
+    beats: list[str],
+    tuned: bool = True,
+) -> str:
+    """The sentence that reports :func:`against_best` under a table."""
+    t = "tuned " if tuned else ""
+    parts = []
+    for method, vs in compared.items():
+        ph = "n/a" if math.isnan(vs["p_holm"]) else f"{vs['p_holm']:.3f}"
+        parts.append(f"{method} {vs['delta']:+.4f} ({vs['verdict']}, Holm p {ph})")
+    if beats:
+        verb = "beats" if len(beats) == 1 else "beat"
+        verdict = f"**{', '.join(beats)} {verb} both {t}{base} and {best} significantly.**"
+    else:
+        verdict = f"No learned row beats both {t}{base} and {best} significantly."
+    return (
+        f"Against the best {t}hand-made baseline ({best}, {best_mean:.4f}, the lowest test "
+        f"mean): {'; '.join(parts)}. {verdict}"
+    )
+
+
 @dataclass
 class EvalRow:
     """Test metric of one loss over several seeds (at its tuned learning rate, if tuned)."""
@@ -206,6 +253,8 @@ class EvalRow:
     tuning: dict[str, Any] | None = None
     diagnostic: dict[str, Any] | None = None
     collapsed: int = 0  # reporting runs that collapsed to chance level (finite outputs)
+    hand_made: bool = False  # a baseline loss (CE, SCE, focal, ...), not a learned one
+    vs_best: dict[str, Any] | None = None  # against the table's best other hand-made row
 
     @property
     def verdict(self) -> str:
@@ -239,6 +288,7 @@ class EvalRow:
             "collapsed": self.collapsed,
             **({"tuning": self.tuning} if self.tuning else {}),
             **({"diagnostic": self.diagnostic} if self.diagnostic else {}),
+            **({"vs_best_baseline": self.vs_best} if self.vs_best else {}),
         }
 
 
@@ -253,12 +303,16 @@ class EvalReport:
     rows: list[EvalRow]
     tuned: bool = False
     notes: list[str] = field(default_factory=list)
+    best_baseline: str | None = None  # the best other hand-made row, when there are learned rows
+    beats_both: list[str] = field(default_factory=list)
 
     def compare(self, baseline: str | None = None) -> None:
         """Fill delta, Welch p, Holm-corrected p and 95 % CI of every row against ``baseline``.
 
         The baseline is the row named ``baseline`` (default: the first row); Holm's
-        correction runs over all comparisons of this table.
+        correction runs over all comparisons of this table. When other hand-made rows sit
+        beside learned ones, each learned row is also compared with the best of them
+        (:func:`against_best`; ``best_baseline``, ``beats_both``, each row's ``vs_best``).
         """
         base = next((r for r in self.rows if r.name == baseline), self.rows[0])
         for r in self.rows:
@@ -267,6 +321,20 @@ class EvalReport:
             r.ci = welch_ci(r.values, base.values) if r is not base else (math.nan, math.nan)
         for r, p in zip(self.rows, holm([r.p_value for r in self.rows])):
             r.p_holm = p
+        others = [str(i) for i, r in enumerate(self.rows) if r.hand_made and r is not base]
+        learned = [str(i) for i, r in enumerate(self.rows) if not r.hand_made]
+        self.best_baseline, self.beats_both = None, []
+        for r in self.rows:
+            r.vs_best = None
+        if others and learned:
+            values = {str(i): r.values for i, r in enumerate(self.rows)}
+            best, compared = against_best(values, others, learned)
+            self.best_baseline = self.rows[int(best)].name
+            for key, vs in compared.items():
+                r = self.rows[int(key)]
+                r.vs_best = vs
+                if vs["verdict"] == "better" and r.verdict == "better":
+                    self.beats_both.append(r.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -277,6 +345,11 @@ class EvalReport:
             "tuned": self.tuned,
             "notes": self.notes,
             "rows": [r.to_dict() for r in self.rows],
+            **(
+                {"best_baseline": self.best_baseline, "beats_both": self.beats_both}
+                if self.best_baseline
+                else {}
+            ),  # fmt: skip
         }
 
     def markdown(self) -> str:
@@ -301,4 +374,19 @@ class EvalReport:
             lines.append(f"| {r.name} | {lr} | {cell} | {d} | {p} | {ph} | {t:.1f} s |")
         for note in self.notes:
             lines.append(f"\n- {note}")
+        if self.best_baseline_note:
+            lines.append(f"\n- {self.best_baseline_note}")
         return "\n".join(lines)
+
+    @property
+    def best_baseline_note(self) -> str:
+        """The sentence comparing the learned rows with the best other hand-made row ("" when
+        :meth:`compare` found none)."""
+        if self.best_baseline is None:
+            return ""
+        best = next(r for r in self.rows if r.name == self.best_baseline and r.hand_made)
+        compared = {r.name: r.vs_best for r in self.rows if r.vs_best is not None}
+        base = self.rows[0].name
+        return best_baseline_sentence(
+            best.name, best.mean, base, compared, self.beats_both, tuned=self.tuned
+        )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from metaloss.results import holm, welch_ci, welch_p
+from metaloss.results import against_best, best_baseline_sentence, holm, welch_ci, welch_p
 
 # The hand-made rows of a suite (everything else is a learned loss or a learned-step control).
 BASELINES = ("ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
@@ -110,43 +110,22 @@ def _against_best_baseline(
     learned = [m for m in rows if not _is_hand_made(m)]
     if not others or not learned:
         return {}
-    best = min(others, key=lambda m: rows[m]["mean"])
-    ref = [float(c["test"]) for c in methods[best]]
-    p_values = [welch_p([float(c["test"]) for c in methods[m]], ref) for m in learned]
-    beats = []
-    for method, p, ph in zip(learned, p_values, holm(p_values)):
-        delta = rows[method]["mean"] - rows[best]["mean"]
-        significant = not math.isnan(ph) and ph < 0.05
-        verdict = ("better" if delta < 0 else "worse") if significant else "tie"
-        rows[method]["vs_best_baseline"] = {
-            "delta": float(delta), "p_value": p, "p_holm": ph, "verdict": verdict,
-        }  # fmt: skip
-        if verdict == "better" and rows[method]["verdict"] == "better":
-            beats.append(method)
+    values = {m: [float(c["test"]) for c in cs] for m, cs in methods.items()}
+    best, compared = against_best(values, others, learned)
+    for method, vs in compared.items():
+        rows[method]["vs_best_baseline"] = vs
+    beats = [m for m, vs in compared.items()
+             if vs["verdict"] == "better" and rows[m]["verdict"] == "better"]  # fmt: skip
     return {"best_baseline": best, "beats_both": beats}
 
 
 def _best_baseline_line(block: dict[str, Any]) -> str:
     """The sentence under a table that compares the learned rows with its best baseline."""
     best, rows = block["best_baseline"], block["rows"]
-    parts = []
-    for method, r in rows.items():
-        vs = r.get("vs_best_baseline")
-        if vs is None:
-            continue
-        ph = "n/a" if math.isnan(vs["p_holm"]) else f"{vs['p_holm']:.3f}"
-        word = {"better": "better", "worse": "worse"}.get(vs["verdict"], "tie")
-        parts.append(f"{method} {vs['delta']:+.4f} ({word}, Holm p {ph})")
-    base = block["baseline"]
-    winners = block["beats_both"]
-    if winners:
-        verb = "beats" if len(winners) == 1 else "beat"
-        verdict = f"**{', '.join(winners)} {verb} both tuned {base} and {best} significantly.**"
-    else:
-        verdict = f"No learned row beats both tuned {base} and {best} significantly."
-    return (
-        f"Against the best tuned hand-made baseline ({best}, {rows[best]['mean']:.4f}, the lowest "
-        f"test mean): {'; '.join(parts)}. {verdict}"
+    compared = {m: r["vs_best_baseline"] for m, r in rows.items() if "vs_best_baseline" in r}
+    tuned = bool(rows[best].get("tuned", False))
+    return best_baseline_sentence(
+        best, rows[best]["mean"], block["baseline"], compared, block["beats_both"], tuned
     )
 
 

@@ -254,6 +254,32 @@ def test_bold_only_when_holm_significant():
     assert "**0.0540" in table and "**0.11" not in table
 
 
+def test_evaluate_compares_learned_rows_with_the_best_hand_made_baseline():
+    base = EvalRow("ce", [0.30, 0.31, 0.32, 0.30, 0.31], [], 1.0, hand_made=True)
+    gce = EvalRow("gce", [0.24, 0.25, 0.23, 0.24, 0.25], [], 1.0, hand_made=True)
+    sce = EvalRow("sce", [0.21, 0.22, 0.21, 0.22, 0.21], [], 1.0, hand_made=True)
+    a = EvalRow("a", [0.15, 0.16, 0.15, 0.16, 0.15], [], 1.0)  # beats ce and sce
+    b = EvalRow("b", [0.21, 0.23, 0.20, 0.22, 0.21], [], 1.0)  # beats ce, ties sce
+    report = EvalReport("t", "error", 10, list(range(5)), [base, gce, sce, a, b], tuned=True)
+    report.compare()
+    assert report.best_baseline == "sce" and report.beats_both == ["a"]
+    welch = [stats.ttest_ind(r.values, sce.values, equal_var=False).pvalue for r in (a, b)]
+    assert [a.vs_best["p_holm"], b.vs_best["p_holm"]] == pytest.approx(holm(welch))
+    assert b.vs_best["verdict"] == "tie" and gce.vs_best is None
+    assert "**a beats both tuned ce and sce significantly.**" in report.markdown()
+    assert report.to_dict()["best_baseline"] == "sce"
+    alone = EvalReport("t", "error", 10, list(range(5)), [base, a])
+    alone.compare()
+    assert alone.best_baseline is None and "hand-made" not in alone.markdown()
+    # evaluate marks the hand-made rows itself: a rescaled CE is a learned row
+    task = ml.tasks.get("iris-linear")
+    real = ml.evaluate(ml.losses.ScaledLoss("ce", 2.0), task, seeds=2, baselines=["ce", "sce"],
+                       tune=None, steps=20, diagnose=False)  # fmt: skip
+    assert [r.hand_made for r in real.rows] == [True, True, False]
+    assert real.best_baseline == "sce" and "vs_best_baseline" in real.to_dict()["rows"][2]
+    assert "the best hand-made baseline (sce" in real.markdown()  # untuned: not called tuned
+
+
 def test_step_diagnostic_flags_rescaled_cross_entropy():
     from metaloss.diagnostics import step_diagnostic
 

@@ -199,6 +199,8 @@ def evaluate(
     console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", soft_wrap=True)
+    if report.best_baseline_note:
+        console.print(report.best_baseline_note, soft_wrap=True)
 
 
 def _show_diagnostic(loss: Any, spec: dict[str, Any]) -> None:
