@@ -226,6 +226,7 @@ def run_suite(
     tune: bool = True,
     tune_seeds: int = 2,
     preset: str = "default",
+    reuse_tunings: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``.
 
@@ -245,6 +246,13 @@ def run_suite(
     reporting seeds): baselines once per task, each learned loss on its own, AdaLFL and its
     control as whole online runs. The ``ce@old-lr`` row is cross-entropy at the task's
     pre-tuning default (``OLD_DEFAULT_LR``), untuned, for comparison with older tables.
+
+    ``reuse_tunings`` (another bench folder, or its ``tunings.jsonl``) reuses the tunings
+    recorded there, exactly as a resume does: only under the same context (steps, budget,
+    preset, tuning grid, data folder, training protocol), and a learned loss's only for the
+    same seed and loss digest. They are copied into ``out``'s ``tunings.jsonl``. A
+    replication on new reporting seeds (``first_seed``) then runs at the chosen lrs without
+    tuning again; tuning seeds never overlap reporting seeds, so this is fair.
     """
     import metaloss as ml
     from metaloss.diagnostics import step_diagnostic
@@ -334,6 +342,17 @@ def run_suite(
         row = dict(zip(("task", "method", "seed", "loss"), key[:-1]))
         io.append_jsonl(tunings_path, [{**row, **json.loads(key[-1]), "tuning": tuning.to_dict()}])
         return tuning
+
+    if reuse_tunings is not None:
+        source_path = Path(reuse_tunings)
+        source_path = source_path / rundir.TUNINGS if source_path.is_dir() else source_path
+        if not source_path.is_file():
+            raise ConfigError(f"bench --reuse-tunings {reuse_tunings}: no {rundir.TUNINGS} there")
+        reused = [share(k, t) for k, t in read_tunings(source_path).items()
+                  if k not in shared_tuning]  # fmt: skip
+        suite_record["reused_tunings_from"] = str(source_path.resolve())
+        io.write_json(out / rundir.SUITE, suite_record)
+        log(f"reused {len(reused)} tunings from {source_path}")
 
     for task_name in task_names:
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)

@@ -150,6 +150,39 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
         run_suite("quick", tmp_path, **kw)
 
 
+def test_a_replication_on_new_seeds_reuses_another_folders_tunings(tmp_path, monkeypatch):
+    import metaloss.tuning as tuning_mod
+    from metaloss.errors import ConfigError
+
+    kw = dict(tasks=["iris-linear"], methods=["ce", "sce"], steps=40, budget="quick",
+              log=lambda *a: None)  # fmt: skip
+    run_suite("quick", tmp_path / "a", seeds=1, **kw)
+    calls = []
+    real = tuning_mod.tune_lr
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(tuning_mod, "tune_lr", spy)
+    run_suite("quick", tmp_path / "b", seeds=2, first_seed=1, reuse_tunings=tmp_path / "a", **kw)
+    assert calls == []  # both rows ran at the recorded lrs
+    a, b = _cells(tmp_path / "a"), _cells(tmp_path / "b")
+    assert [c["seed"] for c in b] == [1, 2, 1, 2]
+    assert {c["method"]: c["tuning"] for c in a} == {c["method"]: c["tuning"] for c in b}
+    assert (tmp_path / "b" / "tunings.jsonl").read_text() == (
+        tmp_path / "a" / "tunings.jsonl"
+    ).read_text()  # copied: the new folder is self-contained
+    suite = json.loads((tmp_path / "b" / "suite.json").read_text())
+    assert suite["reused_tunings_from"].endswith("tunings.jsonl")
+    # under another context (other steps) nothing is reused: the rows are tuned again
+    run_suite("quick", tmp_path / "c", seeds=1, reuse_tunings=tmp_path / "a",
+              **{**kw, "steps": 30})  # fmt: skip
+    assert calls == [1, 1]
+    with pytest.raises(ConfigError, match="--reuse-tunings .*: no tunings.jsonl there"):
+        run_suite("quick", tmp_path / "d", seeds=1, reuse_tunings=tmp_path / "nowhere", **kw)
+
+
 def test_a_resume_under_other_settings_is_refused_naming_the_option(tmp_path):
     import pytest
 

@@ -308,6 +308,13 @@ def bench(
             "the suite's budgets)"
         ),
     ] = "default",  # fmt: skip
+    reuse_tunings: Annotated[
+        Path | None,
+        typer.Option(
+            help="reuse the lr tunings recorded in this bench folder (same context only; "
+            "replicate on new seeds with --first-seed)"
+        ),
+    ] = None,
 ) -> None:
     """Run a benchmark suite (resumable): JSON cells, summary and a markdown table.
 
@@ -320,6 +327,7 @@ def bench(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
         first_seed=first_seed, tune=tune, tune_seeds=tune_seeds, progress=True, preset=preset,
+        reuse_tunings=reuse_tunings,
     )  # fmt: skip
     from metaloss.suite import markdown
 
