@@ -12,6 +12,12 @@ A method the option does not apply to (``learn_lr`` for a search, ``fitness_lrs`
 skipped, with a line saying so; ``ce`` runs as the suite's own baseline
 (compare its cells with the suite run of the baselines: equal cells mean the same protocol).
 Merge with that run (``merge_tables.py A B::@init``) for the Holm-corrected table.
+
+``--suite paper-mnist`` takes that suite's budgets instead of the quick suite's (MNIST tasks),
+and any method option works, e.g. AdaLFL with a robust meta-objective:
+
+    python bench/scale_free_noise.py --suite paper-mnist -t mnist-mlp+noise0.2sym -m adalfl \
+        --option meta_objective=sce --seeds 10 -o runs/noisy-mlp20-adalfl-sce
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ def main() -> None:
     ap.add_argument("-t", "--task", default="digits-mlp+noise0.4sym")
     ap.add_argument("-m", "--method", action="append", default=None)
     ap.add_argument("--option", required=True, help="KEY=VALUE added to each method's budget")
+    ap.add_argument("--suite", default="quick", choices=sorted(SUITES), help="budgets from")
     add_suite_args(ap)
     args = ap.parse_args()
-    quick = SUITES["quick"]
+    base = SUITES[args.suite]
     methods = args.method or ["ce", "ml3", "evomal", "taylorglo"]
-    budgets, kept = dict(quick.budgets), []
+    budgets, kept = dict(base.budgets), []
     for method in methods:
         if method == "ce":
             kept.append(method)
@@ -48,7 +55,7 @@ def main() -> None:
         budgets[method] = {**budgets.get(method, {}), **option}
         kept.append(method)
     # the option is in the suite's name (and its budgets, which run_suite checks on resume)
-    name = f"quick+{args.option}"
+    name = f"{args.suite}+{args.option}"
     suite = Suite(name, tasks=[args.task], methods=kept, budgets=budgets)
     run_custom_suite(suite, args)
     shown = {m: budgets[m] for m in kept if m in budgets}

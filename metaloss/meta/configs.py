@@ -29,6 +29,8 @@ from metaloss.meta.configs_control import CEStepConfig
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "softplus", "leaky_relu", "smooth_leaky_relu")
 INITS = ("torch", "xavier", "kaiming")  # metaloss.losses.neural.INITS (no torch import here)
+# "task" or a name of metaloss.losses.handcrafted.BASELINES (no torch import here)
+META_OBJECTIVES = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
 # option normalize (metaloss.losses.normalized.NORMALIZE) and its help; scale-free options
 NORMALIZE = ("none", "init", "running")
 _NORM_HELP = ("rescale the learned loss to cross-entropy's gradient norm: at initialisation "
@@ -143,6 +145,12 @@ class AdaLFLMethodConfig(MethodConfig):
     adapt_every: int = opt(1, "adapt the loss every N training steps", ge=1)
     meta_lr: float = opt(1e-3, "Adam learning rate of the loss (0: no adaptation)", ge=0)
     query: str = opt("train", "batch of the online meta-objective", choices=("train", "val"))
+    meta_objective: str = opt(
+        "task",
+        "loss of the meta-objective, offline and online: the task loss (the paper) or a "
+        "hand-made one, e.g. sce under label noise",
+        choices=META_OBJECTIVES,
+    )
     meta_grad: str = opt("auto", "online meta-gradient: forward-mode, double backward or auto",
                          choices=("auto", "jvp", "exact"))  # fmt: skip
     max_grad_norm: float = opt(0.0, "clip the base model's gradient norm (0: off)", ge=0)

@@ -30,15 +30,17 @@ from metaloss import functional as mf
 from metaloss import rundir
 from metaloss.checkpoint import load_checkpoint, save_checkpoint
 from metaloss.errors import ArtifactError, ConfigError
+from metaloss.losses.handcrafted import get_baseline
 from metaloss.losses.neural import NeuralLoss
 from metaloss.losses.normalized import NORMALIZE, GradNormalized
 from metaloss.losses.normalized import normalize as normalize_loss
+from metaloss.meta.configs import META_OBJECTIVES
 from metaloss.meta.learned_lr import LearnedLR, check_learn_lr
 from metaloss.meta.online_step import (
     online_step,
     resolve_meta_grad,
 )
-from metaloss.meta.unrolled import ML3Config, meta_train, run_identity
+from metaloss.meta.unrolled import ML3Config, meta_train, run_identity, task_objective
 from metaloss.progress import progress_bar
 from metaloss.results import LearnResult
 from metaloss.tasks.base import Task, TrainConfig
@@ -54,6 +56,7 @@ class AdaLFLConfig:
     adapt_every: int = 1
     meta_lr: float = 1e-3
     query: str = "train"  # "train" or "val"
+    meta_objective: str = "task"  # "task" or a hand-made baseline's name (meta_objective_loss)
     meta_grad: str = "auto"  # "jvp", "exact" (double backward) or "auto"
     max_grad_norm: float = 0.0  # clip the base model's gradient norm (0: off)
     snapshots: int = 5
@@ -81,6 +84,11 @@ class AdaLFLConfig:
             raise ConfigError("adalfl: init_steps >= 0, adapt_every >= 1, snapshots >= 0")
         if self.query not in ("train", "val"):
             raise ConfigError(f"adalfl: query must be 'train' or 'val', got {self.query!r}")
+        if self.meta_objective not in META_OBJECTIVES:
+            raise ConfigError(
+                f"adalfl: meta_objective must be one of {', '.join(META_OBJECTIVES)}, "
+                f"got {self.meta_objective!r}"
+            )
         if self.meta_grad not in ("auto", "jvp", "exact"):
             raise ConfigError(
                 f"adalfl: meta_grad must be 'auto', 'jvp' or 'exact', got {self.meta_grad!r}"
@@ -101,6 +109,34 @@ class AdaLFLConfig:
             weight_decay=self.weight_decay,
             batch_size=self.batch_size,
         )
+
+
+def meta_objective_loss(name: str, task: Task) -> nn.Module:
+    """The loss AdaLFL's meta-objective evaluates the look-ahead model with: the task loss
+    (``"task"``, the paper) or a hand-made baseline, e.g. symmetric CE under label noise.
+
+    Example:
+        >>> import metaloss as ml
+        >>> type(meta_objective_loss("sce", ml.tasks.get("iris-linear"))).__name__
+        'SymmetricCrossEntropyLoss'
+    """
+    if name == "task":
+        return task.task_loss()
+    if not task.classification and name != "mse":
+        raise ConfigError(
+            f"adalfl: meta_objective {name!r} needs a classification task; {task.name} is a "
+            "regression task (use task or mse)"
+        )
+    return get_baseline(name).to(task.device)
+
+
+def _identity_config(config: AdaLFLConfig) -> dict[str, Any]:
+    """The settings a checkpoint's identity records (the default meta-objective is left out,
+    so checkpoints written before the option existed still resume)."""
+    out = dict(config.__dict__)
+    if out.get("meta_objective") == "task":
+        del out["meta_objective"]
+    return out
 
 
 def _lr_scale(cfg: TrainConfig, step: int) -> float:
@@ -154,7 +190,7 @@ def online_train(
         seed + 1,
         task.device,
     )
-    task_loss = task.task_loss()
+    task_loss = meta_objective_loss(config.meta_objective, task)
     method = resolve_meta_grad(config.meta_grad, model)
     if rate is not None:  # the jvp meta-gradient reaches the loss only
         method = "exact"
@@ -165,7 +201,7 @@ def online_train(
     history: list[dict[str, float]] = []
     start_step, diverged = 0, False
     if identity is None:
-        identity = run_identity("adalfl", task, seed, config.__dict__, loss)
+        identity = run_identity("adalfl", task, seed, _identity_config(config), loss)
     if run_dir is not None and config.checkpoint_every:
         ck = load_checkpoint(run_dir, task.device, identity=identity)
         if ck is not None:
@@ -352,7 +388,10 @@ def learn_adalfl(
     rate = LearnedLR(init_lr or tcfg.lr) if cfg.learn_lr else None
     if cfg.init_steps and not resuming:
         ml3 = offline_config(cfg, task, init_lr)
-        init_hist = meta_train(loss, task, ml3, seed=seed, progress=progress, rate=rate)
+        objective = task_objective(task, meta_objective_loss(cfg.meta_objective, task))
+        init_hist = meta_train(
+            loss, task, ml3, seed=seed, objective=objective, progress=progress, rate=rate
+        )
     # the online phase and the returned loss use the normalisation of the offline phase
     if cfg.normalize == "init" and resuming:  # its factor comes from the checkpoint
         loss = GradNormalized(loss.to(task.device))

@@ -117,9 +117,10 @@ class ML3Config:
         check_learn_lr("ml3", self.learn_lr, self.inner_optimizer)
 
 
-def task_objective(task: Task) -> Objective:
-    """The default meta-objective: the task loss of the updated model on the query batch."""
-    task_loss = task.task_loss()
+def task_objective(task: Task, loss: nn.Module | None = None) -> Objective:
+    """The default meta-objective: the task loss (or ``loss``) of the updated model on the
+    query batch."""
+    task_loss = task.task_loss() if loss is None else loss
 
     def objective(model: nn.Module, params: mf.Params, x: Tensor, y: Tensor) -> Tensor:
         return task_loss(mf.forward(model, params, x), y)

@@ -281,3 +281,57 @@ def test_evaluate_continues_adalfl_online_unless_frozen(tmp_path):
     plain = ml.train(task, ml.load(tmp_path / "run"), config.with_(lr=frozen.rows[0].lr), seed=1)
     assert frozen.rows[0].values == [plain.test_metric]
     assert not frozen.rows[0].name.endswith("(online)")
+
+
+def test_meta_objective_is_the_loss_of_both_phases(iris, monkeypatch):
+    import metaloss.meta.online as online_mod
+    from metaloss.errors import ConfigError
+    from metaloss.losses.handcrafted import SymmetricCrossEntropyLoss
+
+    seen = {}
+    real_step, real_train = online_mod.online_step, online_mod.meta_train
+
+    def step_spy(*a, **k):
+        seen.setdefault("online", a[8])  # online_step's task_loss argument
+        return real_step(*a, **k)
+
+    def train_spy(*a, objective=None, **k):
+        seen.setdefault("offline", objective)
+        return real_train(*a, objective=objective, **k)
+
+    monkeypatch.setattr(online_mod, "online_step", step_spy)
+    monkeypatch.setattr(online_mod, "meta_train", train_spy)
+    kw = dict(init_steps=5, steps=30, lr=0.1, snapshots=0, seed=0)
+    sce = ml.learn("adalfl", iris, meta_objective="sce", **kw)
+    assert isinstance(seen["online"], SymmetricCrossEntropyLoss)
+    model = iris.make_model(0)
+    params = mf.params_of(model)
+    x, y = iris.train.x[:16], iris.train.y[:16]
+    expected = SymmetricCrossEntropyLoss()(mf.forward(model, params, x), y)
+    torch.testing.assert_close(seen["offline"](model, params, x, y), expected)
+    # iris's task loss is CE: naming it gives the paper's run exactly; sce gives another loss
+    task = ml.learn("adalfl", iris, **kw)
+    ce = ml.learn("adalfl", iris, meta_objective="ce", **kw)
+    assert all(torch.equal(task.tensors[k], ce.tensors[k]) for k in task.tensors)
+    assert any(not torch.equal(task.tensors[k], sce.tensors[k]) for k in task.tensors)
+    with pytest.raises(ConfigError, match="meta_objective 'sce' needs a classification task"):
+        ml.learn("adalfl", ml.tasks.get("diabetes-mlp"), meta_objective="sce", **kw)
+
+
+def test_the_default_meta_objective_keeps_checkpoint_identities(iris):
+    from metaloss.meta.online import _identity_config
+    from metaloss.meta.unrolled import run_identity
+
+    loss = NeuralLoss.adalfl(seed=0)
+    default = run_identity("adalfl", iris, 0, _identity_config(AdaLFLConfig()), loss)
+    assert "config.meta_objective" not in default  # as written before the option existed
+    robust = _identity_config(AdaLFLConfig(meta_objective="sce"))
+    sce = run_identity("adalfl", iris, 0, robust, loss)
+    assert sce["config.meta_objective"] == "sce"
+
+
+def test_meta_objectives_are_the_hand_made_baselines():
+    from metaloss.losses.handcrafted import BASELINES
+    from metaloss.meta.configs import META_OBJECTIVES
+
+    assert set(META_OBJECTIVES) == {"task"} | (set(BASELINES) - {"cross_entropy"})
