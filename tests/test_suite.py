@@ -9,6 +9,20 @@ import pytest
 from metaloss.suite import markdown, run_suite
 
 
+def _count_tune_lr_calls(monkeypatch) -> list:
+    """A list that grows by one at every ``metaloss.tuning.tune_lr`` call from now on."""
+    import metaloss.tuning as tuning_mod
+
+    calls, real = [], tuning_mod.tune_lr
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(tuning_mod, "tune_lr", spy)
+    return calls
+
+
 def _cells(path):
     return [json.loads(line) for line in (path / "cells.jsonl").read_text().splitlines()]
 
@@ -98,7 +112,6 @@ def test_default_preset_leaves_the_suite_budget_alone():
 def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     import pytest
 
-    import metaloss.tuning as tuning_mod
     from metaloss.errors import ArtifactError, ConfigError
 
     kw = dict(seeds=2, tasks=["iris-linear"], methods=["ce", "ml3"], steps=40, budget="quick",
@@ -116,14 +129,7 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     # Interrupted after the first cell: the resume tunes neither CE nor the learned losses
     # again (their digests match), and repeats the cells.
     (tmp_path / "cells.jsonl").write_text(json.dumps(first[0]) + "\n")
-    calls = []
-    real = tuning_mod.tune_lr
-
-    def spy(*a, **k):
-        calls.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(tuning_mod, "tune_lr", spy)
+    calls = _count_tune_lr_calls(monkeypatch)
     run_suite("quick", tmp_path, **kw)
     assert calls == []
     again = _cells(tmp_path)
@@ -151,20 +157,12 @@ def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
 
 
 def test_a_replication_on_new_seeds_reuses_another_folders_tunings(tmp_path, monkeypatch):
-    import metaloss.tuning as tuning_mod
     from metaloss.errors import ConfigError
 
     kw = dict(tasks=["iris-linear"], methods=["ce", "sce"], steps=40, budget="quick",
               log=lambda *a: None)  # fmt: skip
     run_suite("quick", tmp_path / "a", seeds=1, **kw)
-    calls = []
-    real = tuning_mod.tune_lr
-
-    def spy(*a, **k):
-        calls.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(tuning_mod, "tune_lr", spy)
+    calls = _count_tune_lr_calls(monkeypatch)
     run_suite("quick", tmp_path / "b", seeds=2, first_seed=1, reuse_tunings=tmp_path / "a", **kw)
     assert calls == []  # both rows ran at the recorded lrs
     a, b = _cells(tmp_path / "a"), _cells(tmp_path / "b")
