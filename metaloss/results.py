@@ -305,6 +305,7 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     best_baseline: str | None = None  # the best other hand-made row, when there are learned rows
     beats_both: list[str] = field(default_factory=list)
+    compared_with: str = ""  # the row every delta is measured against (set by compare)
 
     def compare(self, baseline: str | None = None) -> None:
         """Fill delta, Welch p, Holm-corrected p and 95 % CI of every row against ``baseline``.
@@ -315,6 +316,7 @@ class EvalReport:
         (:func:`against_best`; ``best_baseline``, ``beats_both``, each row's ``vs_best``).
         """
         base = next((r for r in self.rows if r.name == baseline), self.rows[0])
+        self.compared_with = base.name
         for r in self.rows:
             r.delta = r.mean - base.mean
             r.p_value = welch_p(r.values, base.values) if r is not base else math.nan
@@ -386,7 +388,7 @@ class EvalReport:
             return ""
         best = next(r for r in self.rows if r.name == self.best_baseline and r.hand_made)
         compared = {r.name: r.vs_best for r in self.rows if r.vs_best is not None}
-        base = self.rows[0].name
+        base = self.compared_with or self.rows[0].name
         return best_baseline_sentence(
             best.name, best.mean, base, compared, self.beats_both, tuned=self.tuned
         )

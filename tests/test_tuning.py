@@ -268,6 +268,8 @@ def test_evaluate_compares_learned_rows_with_the_best_hand_made_baseline():
     assert b.vs_best["verdict"] == "tie" and gce.vs_best is None
     assert "**a beats both tuned ce and sce significantly.**" in report.markdown()
     assert report.to_dict()["best_baseline"] == "sce"
+    report.compare(baseline="gce")  # against another row: the sentence names it
+    assert report.best_baseline == "sce" and "a beats both tuned gce and sce" in report.markdown()
     alone = EvalReport("t", "error", 10, list(range(5)), [base, a])
     alone.compare()
     assert alone.best_baseline is None and "hand-made" not in alone.markdown()
