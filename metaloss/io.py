@@ -105,6 +105,21 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def json_float(value: Any) -> float:
+    """A float from a JSON value as :func:`write_json` writes it (``null`` for NaN, ``"inf"``
+    strings); anything else that is not a number reads as NaN.
+
+    >>> json_float(None), json_float("-inf"), json_float(0.5), json_float("x")
+    (nan, -inf, 0.5, nan)
+    """
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON (non-finite floats become strings / null)."""
     atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2) + "\n").encode())

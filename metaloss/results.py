@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from metaloss.io import json_float
 from metaloss.losses.base import Loss
 
 
@@ -223,9 +224,10 @@ def best_baseline_sentence(
     """The sentence that reports :func:`against_best` under a table."""
     t = "tuned " if tuned else ""
     parts = []
-    for method, vs in compared.items():
-        ph = "n/a" if math.isnan(vs["p_holm"]) else f"{vs['p_holm']:.3f}"
-        parts.append(f"{method} {vs['delta']:+.4f} ({vs['verdict']}, Holm p {ph})")
+    for method, vs in compared.items():  # values may come back from JSON (NaN as null)
+        ph = json_float(vs["p_holm"])
+        p_text = "n/a" if math.isnan(ph) else f"{ph:.3f}"
+        parts.append(f"{method} {json_float(vs['delta']):+.4f} ({vs['verdict']}, Holm p {p_text})")
     if beats:
         verb = "beats" if len(beats) == 1 else "beat"
         verdict = f"**{', '.join(beats)} {verb} both {t}{base} and {best} significantly.**"

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from metaloss.io import json_float
 from metaloss.results import against_best, best_baseline_sentence, holm, welch_ci, welch_p
 
 # The hand-made rows of a suite (everything else is a learned loss or a learned-step control).
@@ -130,8 +131,8 @@ def _best_baseline_line(block: dict[str, Any]) -> str:
 
 
 def table_notes(block: dict[str, Any]) -> list[str]:
-    """The sentences under a task's table: flagged runs (collapsed, diverged) and the
-    comparison with the best hand-made baseline."""
+    """The sentences under a task's table: flagged runs (collapsed, diverged), the
+    comparison with the best hand-made baseline, and the rows that are rescaled CEs."""
     notes = []
     for key, what in _FLAGGED_RUNS:
         flagged = [f"{m} ({r[key]} of {r['n']})" for m, r in block["rows"].items()
@@ -140,6 +141,13 @@ def table_notes(block: dict[str, Any]) -> list[str]:
             notes.append(f"{what}: {', '.join(flagged)}.")
     if block.get("best_baseline"):
         notes.append(_best_baseline_line(block))
+    rescaled = [m for m, r in block["rows"].items()
+                if r.get("rescaled", json_float(r.get("cosine")) > 0.98)]  # fmt: skip
+    if rescaled:
+        notes.append(
+            "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "
+            f"100 CE steps, every seed): {', '.join(rescaled)}."
+        )
     return notes
 
 
@@ -163,7 +171,6 @@ def markdown(summary: dict[str, Any]) -> str:
             "| p (Holm) | step vs CE (ratio, cos at init / after 100 CE steps) | meta-train time |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        rescaled = []
         for method, r in block["rows"].items():
             base = method == block["baseline"]
             ci = r.get("ci95", [math.nan, math.nan])
@@ -178,8 +185,6 @@ def markdown(summary: dict[str, Any]) -> str:
             cos_t = r.get("cosine_trained", math.nan)
             step = "" if math.isnan(ratio) else f"x{ratio:.3g}, {cos:.3f}"
             step += "" if math.isnan(ratio) or math.isnan(cos_t) else f" / {cos_t:.3f}"
-            if r.get("rescaled", not math.isnan(cos) and cos > 0.98):
-                rescaled.append(method)
             meta = f"{r['meta_seconds']:.0f} s" if r["meta_seconds"] else ""
             lr = _lr_text(r.get("lrs", []))
             lr = lr if r.get("tuned", False) or not lr else f"{lr} (untuned)"
@@ -192,11 +197,5 @@ def markdown(summary: dict[str, Any]) -> str:
             )
         for note in table_notes(block):
             lines += ["", note]
-        if rescaled:
-            lines.append("")
-            lines.append(
-                "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "
-                f"100 CE steps, every seed): {', '.join(rescaled)}."
-            )
         lines.append("")
     return "\n".join(lines)

@@ -53,7 +53,7 @@ def bench_report(folder: Path) -> Doc:
         base = block.get("baseline", "")
         metric = next(iter(rows.values())).get("metric", "metric")
         doc.heading(f"{task} (test {metric})", 3)
-        table, rescaled = [], []
+        table = []
         for method, r in rows.items():
             is_base = method == base
             p = _num(r.get("p_holm", r.get("p_value")))
@@ -65,8 +65,6 @@ def bench_report(folder: Path) -> Doc:
             lr = "-".join(f"{_num(v):g}" for v in (lrs[:1] + lrs[-1:] if len(lrs) > 1 else lrs))
             lr += "" if r.get("tuned", False) or not lr else " (untuned)"
             ratio, cos = _num(r.get("grad_ratio")), _num(r.get("cosine"))
-            if r.get("rescaled", not math.isnan(cos) and cos > 0.98):
-                rescaled.append(method)
             table.append(
                 (
                     method,
@@ -103,12 +101,6 @@ def bench_report(folder: Path) -> Doc:
             notes = [f"{folder / rundir.SUMMARY}: malformed notes for {task} (not shown)"]
         for note in notes:
             doc.para(note.replace("**", ""), note=True)
-        if rescaled:
-            doc.para(
-                "Essentially a rescaled cross-entropy (gradient cosine > 0.98 at init and after "
-                "100 CE steps): " + ", ".join(rescaled) + ".",
-                note=True,
-            )
         _safe_figure(
             doc,
             lambda task=task, block=block: plots.figure_bench_bars(

@@ -22,6 +22,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from metaloss.io import json_float as _num
 from metaloss.rundir import REPORT_HTML
 
 _CSS = """
@@ -136,16 +137,6 @@ class Doc:
 
 def _esc(text: Any) -> str:
     return _html.escape(str(text), quote=True)
-
-
-def _num(value: Any) -> float:
-    """A float from a JSON value (``"inf"`` strings and ``null`` as written by io.write_json)."""
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _cell(value: Any) -> str:

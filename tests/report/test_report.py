@@ -248,6 +248,11 @@ def test_bench_report_shows_the_tables_notes(bench, tmp_path):
     assert "Against the best hand-made baseline (sce" in html  # the fixture's rows are untuned
     assert "No learned row beats both ce and sce significantly." in html
     assert "Runs diverged" in html and "sce (1 of 3)" in html
+    # the same notes from summary.json, where NaNs (CE's missing diagnostic, p) read back as null
+    io.write_json(tmp_path / "summary.json", summarise(cells + extra))
+    again = write_report(tmp_path).read_text()
+    assert "No learned row beats both ce and sce significantly." in again
+    assert "Runs diverged" in again and "malformed" not in again
     broken = summarise(cells + extra)
     broken["tasks"]["iris-linear"]["best_baseline"] = "missing-row"  # a hostile summary.json
     io.write_json(tmp_path / "summary.json", broken)
