@@ -151,8 +151,11 @@ def _progress_default() -> bool:
         return False
 
 
-def resolve_loss(spec: str | Loss | Path) -> tuple[str, Loss]:
-    """A loss and its display name from a baseline name, a run directory or a module."""
+def resolve_loss(spec: str | Loss | Path, task: Task | None = None) -> tuple[str, Loss]:
+    """A loss and its display name from a baseline name, a run directory or a module.
+
+    ``task`` gives the long-tail baselines (``logit_adjusted``, ``class_balanced``) the
+    class counts of its training split."""
     from metaloss import io
     from metaloss.losses import get_baseline
     from metaloss.losses.handcrafted import BASELINES
@@ -161,7 +164,7 @@ def resolve_loss(spec: str | Loss | Path) -> tuple[str, Loss]:
         return spec.kind, spec
     text = str(spec)
     if text.lower().replace("-", "_") in BASELINES:
-        return text, get_baseline(text)
+        return text, get_baseline(text, task=task)
     if Path(text).exists():
         return Path(text).name, io.load(text)
     raise ConfigError(
@@ -220,8 +223,8 @@ def evaluate(
         raise ConfigError(f"evaluate: tune must be 'lr' or None, got {tune!r}")
     tune = None if tune == "none" else tune
     config = (config or task.defaults).with_(**overrides)
-    named = [(*resolve_loss(b), None) for b in baselines]
-    named += [(*resolve_loss(x), _online_source(x, frozen)) for x in losses]
+    named = [(*resolve_loss(b, task), None) for b in baselines]
+    named += [(*resolve_loss(x, task), _online_source(x, frozen)) for x in losses]
     tune_config = tune_config or TuneConfig()
     grid = len(tune_config.factors) * tune_config.seeds if tune else 0
     total = len(named) * (len(seed_list) + grid)

@@ -405,8 +405,8 @@ def run_suite(
                     res = _learn(method, task, seed, kw, progress)
                     loss, info = res.loss, {"formula": res.loss.describe()}
                     meta_seconds = res.seconds - res.info.get("online_seconds", 0.0)
-                elif name in BASELINES:
-                    loss = ml.losses.get_baseline(name)
+                elif name in BASELINES:  # long-tail losses read this task's class counts
+                    loss = ml.losses.get_baseline(name, task=task)
                 elif method == "mln":
                     if seed not in mln_cache:
                         mln_cache[seed] = ml.learn(

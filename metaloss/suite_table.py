@@ -21,7 +21,10 @@ from metaloss.io import json_float
 from metaloss.results import against_best, best_baseline_sentence, holm, welch_ci, welch_p
 
 # The hand-made rows of a suite (everything else is a learned loss or a learned-step control).
-BASELINES = ("ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
+BASELINES = (
+    "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1",
+    "logit_adjusted", "class_balanced",
+)  # fmt: skip
 
 _FLAGGED_RUNS = (  # (row field, the sentence that names the rows under a table)
     ("collapsed", "Runs collapsed to chance level (validation metric no better than a constant "

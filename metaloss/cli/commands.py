@@ -87,7 +87,7 @@ def train(
         label_noise=label_noise, noise_kind=noise_kind, imbalance=imbalance,
         train_fraction=train_fraction, variant_seed=variant_seed,
     )  # fmt: skip
-    name, loss_fn = resolve_loss(loss)
+    name, loss_fn = resolve_loss(loss, t)
     online = _online_source(loss, frozen)
     if online is not None:  # AdaLFL: the loss keeps adapting while it trains the model
         from metaloss.meta.online_eval import continue_online

@@ -15,6 +15,7 @@ from metaloss.losses.handcrafted import (
     get_baseline,
     task_loss_for,
 )
+from metaloss.losses.longtail import ClassBalancedLoss, LogitAdjustedLoss, class_counts
 from metaloss.losses.neural import NeuralLoss
 from metaloss.losses.normalized import GradNormalized, grad_norm
 from metaloss.losses.scaled import ScaledLoss
@@ -41,6 +42,9 @@ __all__ = [
     "GeneralizedCrossEntropyLoss",
     "SymmetricCrossEntropyLoss",
     "Poly1Loss",
+    "LogitAdjustedLoss",
+    "ClassBalancedLoss",
+    "class_counts",
     "NeuralLoss",
     "ScaledLoss",
     "GradNormalized",

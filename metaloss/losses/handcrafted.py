@@ -1,5 +1,6 @@
 """Hand-made baseline losses: cross-entropy, MSE, focal, label smoothing, and the robust
-(noisy-label) losses MAE, generalised cross-entropy, symmetric cross-entropy, PolyLoss-1.
+(noisy-label) losses MAE, generalised cross-entropy, symmetric cross-entropy, PolyLoss-1;
+the long-tail losses (logit adjustment, class-balanced) are in :mod:`metaloss.losses.longtail`.
 
 All follow ``forward(y_pred, y_true) -> scalar``; classification losses take logits and
 integer labels. ``MSELoss`` on a classification batch is the output-wise squared error
@@ -28,6 +29,7 @@ from torch import Tensor
 
 from metaloss.errors import ConfigError
 from metaloss.losses.base import Loss, OutputWiseLoss, is_classification, register
+from metaloss.losses.longtail import ClassBalancedLoss, LogitAdjustedLoss, class_counts
 
 
 @register
@@ -236,6 +238,8 @@ BASELINES = {
     "gce": GeneralizedCrossEntropyLoss,
     "sce": SymmetricCrossEntropyLoss,
     "poly1": Poly1Loss,
+    "logit_adjusted": LogitAdjustedLoss,
+    "class_balanced": ClassBalancedLoss,
 }
 
 
@@ -244,13 +248,21 @@ def task_loss_for(classification: bool) -> Loss:
     return CrossEntropyLoss() if classification else MSELoss()
 
 
-def get_baseline(name: str) -> Loss:
+def get_baseline(name: str, task: Any = None) -> Loss:
     """A baseline loss by name (default settings): ``ce``, ``mse``, ``focal``,
-    ``label_smoothing``, ``mae``, ``gce``, ``sce``, ``poly1``."""
+    ``label_smoothing``, ``mae``, ``gce``, ``sce``, ``poly1``, ``logit_adjusted``,
+    ``class_balanced``.
+
+    The long-tail losses (``logit_adjusted``, ``class_balanced``) read ``task``'s training
+    class counts; without a task they refuse to run until given ``class_counts``.
+    """
     key = name.lower().replace("-", "_")
     if key not in BASELINES:
         raise ConfigError(f"unknown baseline loss {name!r}; known: {', '.join(sorted(BASELINES))}")
-    return BASELINES[key]()
+    cls = BASELINES[key]
+    if task is not None and getattr(cls, "needs_class_counts", False):
+        return cls(class_counts=class_counts(task))
+    return cls()
 
 
 __all__ = [

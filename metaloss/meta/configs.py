@@ -30,7 +30,10 @@ from metaloss.meta.configs_control import CEStepConfig
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "softplus", "leaky_relu", "smooth_leaky_relu")
 INITS = ("torch", "xavier", "kaiming")  # metaloss.losses.neural.INITS (no torch import here)
 # "task" or a name of metaloss.losses.handcrafted.BASELINES (no torch import here)
-META_OBJECTIVES = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
+META_OBJECTIVES = (
+    "task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1",
+    "logit_adjusted", "class_balanced",
+)  # fmt: skip
 # option normalize (metaloss.losses.normalized.NORMALIZE) and its help; scale-free options
 NORMALIZE = ("none", "init", "running")
 _NORM_HELP = ("rescale the learned loss to cross-entropy's gradient norm: at initialisation "

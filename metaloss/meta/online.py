@@ -127,7 +127,7 @@ def meta_objective_loss(name: str, task: Task) -> nn.Module:
             f"adalfl: meta_objective {name!r} needs a classification task; {task.name} is a "
             "regression task (use task or mse)"
         )
-    return get_baseline(name).to(task.device)
+    return get_baseline(name, task=task).to(task.device)
 
 
 def _identity_config(config: AdaLFLConfig) -> dict[str, Any]:
