@@ -72,6 +72,12 @@ def test_both_are_cross_entropy_on_balanced_counts_or_at_zero_strength() -> None
         assert _value(loss) == pytest.approx(ce, rel=1e-12), loss.config()
 
 
+def test_an_empty_class_counts_as_one() -> None:
+    for cls in (LogitAdjustedLoss, ClassBalancedLoss):
+        empty, one = cls(class_counts=[10, 0, 5]), cls(class_counts=[10, 1, 5])
+        assert math.isfinite(_value(empty)) and _value(empty) == _value(one)
+
+
 def test_counts_come_from_the_tasks_training_labels_and_match_the_long_tail() -> None:
     task = ml.tasks.get("digits-mlp+imb10")
     counts = class_counts(task)
