@@ -32,8 +32,8 @@ def summary_lines(folders: list[Path]) -> list[dict[str, Any]]:
     """A line per task of each folder's table."""
     lines = []
     for folder in folders:
-        summary = summarise(list(io.read_jsonl(folder / "cells.jsonl")))  # the tables' rule
         cells = list(io.read_jsonl(folder / "cells.jsonl"))
+        summary = summarise(cells)  # the tables' own rule
         for task, block in summary["tasks"].items():
             if "+" not in task:  # a clean task: not a noise / imbalance setting
                 continue

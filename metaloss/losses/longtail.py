@@ -79,9 +79,15 @@ class _ClassCountLoss(Loss):
                 raise bad
             counts = [int(c) for c in class_counts]
         self.class_counts = counts
+        self._cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
-    def _counts(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        """The counts as a tensor on ``y_pred``'s device (zeros counted as one)."""
+    def _from_counts(self, counts: Tensor) -> Tensor:
+        """The per-class vector the loss uses, from the counts (float64, zeros as one)."""
+        raise NotImplementedError
+
+    def _per_class(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        """:meth:`_from_counts` on ``y_pred``'s device and dtype, computed once per device
+        and dtype (not on every training step)."""
         if not is_classification(y_true):
             raise ConfigError(f"{self.kind} loss needs integer class targets")
         if self.class_counts is None:
@@ -94,8 +100,11 @@ class _ClassCountLoss(Loss):
                 f"{self.kind} has {len(self.class_counts)} class counts but the model "
                 f"outputs {y_pred.shape[-1]} classes"
             )
-        counts = torch.tensor(self.class_counts, dtype=y_pred.dtype, device=y_pred.device)
-        return counts.clamp_min(1)
+        key = (y_pred.device, y_pred.dtype)
+        if key not in self._cache:
+            counts = torch.tensor(self.class_counts, dtype=torch.float64).clamp_min(1)
+            self._cache[key] = self._from_counts(counts).to(y_pred.device, y_pred.dtype)
+        return self._cache[key]
 
     def config(self) -> dict[str, Any]:
         return {"class_counts": self.class_counts}
@@ -116,10 +125,11 @@ class LogitAdjustedLoss(_ClassCountLoss):
             raise ConfigError(f"logit_adjusted tau must be finite and >= 0, got {tau}")
         self.tau = float(tau)
 
+    def _from_counts(self, counts: Tensor) -> Tensor:
+        return self.tau * torch.log(counts / counts.sum())  # tau * log prior
+
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        counts = self._counts(y_pred, y_true)
-        log_prior = torch.log(counts / counts.sum())
-        return F.cross_entropy(y_pred + self.tau * log_prior, y_true.long())
+        return F.cross_entropy(y_pred + self._per_class(y_pred, y_true), y_true.long())
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "tau": self.tau}
@@ -145,15 +155,17 @@ class ClassBalancedLoss(_ClassCountLoss):
             raise ConfigError(f"class_balanced beta must be in [0, 1), got {beta}")
         self.beta = float(beta)
 
-    def weights(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
-        """The per-class weights ``w_k`` (summing to the number of classes)."""
-        counts = self._counts(y_pred, y_true).double()
+    def _from_counts(self, counts: Tensor) -> Tensor:
         # 1 - beta^n = -expm1(n log beta), accurate when beta is close to 1
         if self.beta == 0:
             w = torch.ones_like(counts)
         else:
             w = (1 - self.beta) / -torch.expm1(counts * math.log(self.beta))
-        return (w * len(w) / w.sum()).to(y_pred.dtype)
+        return w * len(w) / w.sum()
+
+    def weights(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
+        """The per-class weights ``w_k`` (summing to the number of classes)."""
+        return self._per_class(y_pred, y_true)
 
     def forward(self, y_pred: Tensor, y_true: Tensor) -> Tensor:
         w = self.weights(y_pred, y_true)
