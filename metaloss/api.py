@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -185,6 +186,8 @@ def evaluate(
     tune_config: TuneConfig | None = None,
     diagnose: bool = True,
     frozen: bool = False,
+    tune_workers: int = 1,
+    data_dir: str | None = None,
     **overrides: Any,
 ) -> EvalReport:
     """Train a fresh model per seed with every loss; mean +- std of the test metric.
@@ -203,7 +206,13 @@ def evaluate(
     method defines (:func:`metaloss.meta.online.continue_online`; its row is named
     ``NAME (online)``); ``frozen=True`` trains with the saved loss, never updated.
     A progress bar shows by default when stderr is a terminal (``progress=None``).
+
+    ``tune_workers`` > 1 trains the unbatched grids (a convolutional model's on a CPU, or a
+    model with dropout) in that many worker processes
+    (:class:`~metaloss.evaluators.run_pool.RunPool`; ``data_dir``: the folder ``task``
+    was read from, for the workers to read it too).
     """
+    from metaloss.evaluators.run_pool import RunPool
     from metaloss.losses.handcrafted import BASELINES
     from metaloss.progress import progress_bar
     from metaloss.seeds import check_seed
@@ -229,7 +238,11 @@ def evaluate(
     grid = len(tune_config.factors) * tune_config.seeds if tune else 0
     total = len(named) * (len(seed_list) + grid)
     rows = []
-    with progress_bar(total, f"evaluate {task.name}", enabled=progress) as advance:
+    pool = RunPool(tune_workers, data_dir) if tune and tune_workers != 1 else None
+    with (
+        pool or contextlib.nullcontext(),
+        progress_bar(total, f"evaluate {task.name}", enabled=progress) as advance,
+    ):
         for name, loss, online in named:
             tuning = None
             row_config = config
@@ -244,7 +257,7 @@ def evaluate(
 
                     tuning = tune_whole_runs(task, one_run, config.lr, tune_config, advance)
                 else:
-                    tuning = tune_lr(task, loss, config, tune_config, progress=advance)
+                    tuning = tune_lr(task, loss, config, tune_config, advance, pool)
                 row_config = config.with_(lr=tuning.lr)
             vals, val_vals, collapsed = [], [], 0
             start = time.perf_counter()

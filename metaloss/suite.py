@@ -198,8 +198,11 @@ def _learn(
 ) -> Any:
     import metaloss as ml
 
-    name = "ce-step" if method in CONTROLS else method
-    return ml.learn(name, task, seed=seed, progress=progress, **options)
+    return ml.learn(_name(method), task, seed=seed, progress=progress, **options)
+
+
+def _name(method: str) -> str:  # the metaloss.learn method of a suite row
+    return "ce-step" if method in CONTROLS else method
 
 
 def _baseline_for(method: str, classification: bool) -> str:
@@ -227,6 +230,7 @@ def run_suite(
     tune_seeds: int = 2,
     preset: str = "default",
     reuse_tunings: str | Path | None = None,
+    tune_workers: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) a suite into ``out``; returns the summary written to ``summary.json``.
 
@@ -250,12 +254,15 @@ def run_suite(
     ``reuse_tunings`` (another bench folder, or its ``tunings.jsonl``) reuses the tunings
     recorded there, exactly as a resume does: only under the same context (steps, budget,
     preset, tuning grid, data folder, training protocol), and a learned loss's only for the
-    same seed and loss digest. They are copied into ``out``'s ``tunings.jsonl``. A
+    same seed and loss digest (copied into ``out``'s ``tunings.jsonl``). ``tune_workers`` > 1
+    runs unbatched grids (online runs, a CPU conv model's) in that many processes. A
     replication on new reporting seeds (``first_seed``) then runs at the chosen lrs without
     tuning again; tuning seeds never overlap reporting seeds, so this is fair.
     """
     import metaloss as ml
     from metaloss.diagnostics import step_diagnostic
+    from metaloss.evaluators.run_pool import RunPool
+    from metaloss.meta.whole_run import WholeRunFitness
     from metaloss.seeds import check_seed
     from metaloss.training import is_collapsed, train
     from metaloss.tuning import tune_lr, tune_whole_runs
@@ -328,14 +335,17 @@ def run_suite(
     tunings_path = out / rundir.TUNINGS
     tuning_context = {"steps": steps, "budget": budget, "preset": preset,
                       "tune": tune_config.to_dict(), "data_dir": settings["data_dir"]}  # fmt: skip
+    pool = RunPool(tune_workers, folder) if tune_workers > 1 else None
+    if pool is not None:  # a CPU conv model's grid then trains unbatched (float rounding)
+        tuning_context["tune_pool"] = True
     shared_tuning = read_tunings(tunings_path)
     ctx = ""  # the current task's context (its training protocol included), set per task
 
-    def tuned(what: str, tuner: Any, *args: Any) -> Any:
+    def tuned(what: str, tuner: Any, *args: Any, **kw: Any) -> Any:
         """``tuner(*args, tune_config, advance)``, with a progress bar over its training runs."""
         runs = len(tune_config.factors) * tune_config.seeds  # widening may add a few
         with progress_bar(runs, f"tune lr {what}", enabled=progress) as advance:
-            return tuner(*args, tune_config, advance)
+            return tuner(*args, tune_config, advance, pool, **kw)
 
     def share(key: tuple, tuning: Any) -> Any:
         shared_tuning[key] = tuning
@@ -393,12 +403,12 @@ def run_suite(
                         if key not in shared_tuning:
 
                             def one_run(
-                                t: Any, s: int, lr: float, m: str = method, o: dict = kw
-                            ) -> float:
-                                return _learn(m, t, s, {**o, "lr": lr}).info["val_metric"]
+                                s: int, lr: float, m: str = method, t: Any = task, o: Any = kw
+                            ) -> Any:
+                                return WholeRunFitness(t, _name(m), s, {**o, "lr": lr})
 
-                            share(key, tuned(f"{method} {task_name}", tune_whole_runs,
-                                             task, one_run, task.defaults.lr))  # fmt: skip
+                            share(key, tuned(f"{method} {task_name}", tune_whole_runs, task,
+                                             None, task.defaults.lr, describe=one_run))  # fmt: skip
                             log(f"{task_name:>22} {method:>14} tuned lr {shared_tuning[key].lr:g}")
                         tuning = shared_tuning[key]
                         kw["lr"] = tuning.lr
@@ -480,6 +490,8 @@ def run_suite(
                     f"{test:.4f} at lr {cell_lr:g} (meta {meta_seconds:.0f} s, "
                     f"train {train_seconds:.0f} s)"
                 )
+    if pool is not None:
+        pool.close()
     summary = summarise(io.read_jsonl(cells_path))
     io.write_json(out / rundir.SUMMARY, summary)
     (out / rundir.TABLE).write_text(markdown(summary))

@@ -34,13 +34,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from metaloss.errors import ArtifactError, ConfigError
 from metaloss.seeds import tuning_seeds
 from metaloss.tasks.base import Task, TrainConfig
+
+if TYPE_CHECKING:
+    from metaloss.evaluators.run_pool import RunPool
 
 __all__ = ["TuneConfig", "GridPoint", "LrTuning", "tune_lr", "tune_whole_runs", "DEFAULT_FACTORS"]
 
@@ -128,6 +132,7 @@ class LrTuning:
     batched: bool = False
     rule: str = "lowest mean validation metric over tuning seeds; ties -> smaller lr"
     config: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1  # processes that ran the grid's runs (RunPool), 1: this one
 
     @property
     def best(self) -> GridPoint:
@@ -145,6 +150,7 @@ class LrTuning:
             "rule": self.rule,
             "grid": [p.to_dict() for p in self.points],
             "config": self.config,
+            **({"workers": self.workers} if self.workers > 1 else {}),
         }
 
     @classmethod
@@ -176,6 +182,7 @@ class LrTuning:
             seconds=float(d["seconds"]) if isinstance(d.get("seconds"), (int, float)) else 0.0,
             batched=bool(d.get("batched", False)),
             config=config if isinstance(config, dict) else {},
+            workers=int(d["workers"]) if type(d.get("workers")) is int and d["workers"] > 1 else 1,
             **extra,
         )
 
@@ -210,14 +217,52 @@ def choose(points: Sequence[GridPoint]) -> GridPoint:
     return best
 
 
+Runner = Callable[[list[int], list[float]], list[list[float]]]  # (seeds, lrs) -> [seed][lr]
+
+
+def _in_pool(
+    pool: RunPool | None, jobs: list[tuple[Any, Any]], serial: Callable[[int], float]
+) -> list[float] | None:
+    """The values of ``jobs`` run in ``pool``, or ``None`` (the caller runs them here). A
+    non-finite metric comes back as ``inf``; a run that failed in its worker for another
+    reason runs again here (``serial(i)``), so that its error is raised where it belongs."""
+    if pool is None or not jobs:
+        return None
+    fits = pool.run(jobs)
+    if fits is None:
+        return None
+    out = []
+    for i, f in enumerate(fits):
+        ok = f.ok or f.reason == "non-finite fitness"
+        out.append((float(f.value) if f.ok else math.inf) if ok else serial(i))
+    return out
+
+
 def _grid_runner(
-    task: Task, loss: Callable, config: TrainConfig, batched: bool
-) -> tuple[Callable[[int, list[float]], list[float]], bool]:
-    """A function ``(seed, lrs) -> validation metrics`` and whether it batches."""
+    task: Task, loss: Callable, config: TrainConfig, batched: bool, pool: RunPool | None
+) -> tuple[Runner, bool]:
+    """A function ``(seeds, lrs) -> validation metrics per seed and lr``, and whether it
+    batches. Unbatched runs go to ``pool`` when the loss can travel (a metaloss Loss)."""
+    from metaloss.evaluators.base import Candidate
+    from metaloss.evaluators.serial import ValMetricFitness
+    from metaloss.losses.base import Loss
     from metaloss.training import train
 
-    def serial(seed: int, lrs: list[float]) -> list[float]:
-        return [train(task, loss, config, seed=seed, lr=lr, test=False).val_metric for lr in lrs]
+    def one(seed: int, lr: float) -> float:
+        return train(task, loss, config, seed=seed, lr=lr, test=False).val_metric
+
+    as_loss = loss if loss is not None else task.task_loss()
+
+    def serial(seeds: list[int], lrs: list[float]) -> list[list[float]]:
+        pairs = [(s, lr) for s in seeds for lr in lrs]
+        flat = None
+        if isinstance(as_loss, Loss):
+            cand = Candidate.from_loss(0, as_loss)
+            jobs = [(ValMetricFitness(task, config.steps, s, config.with_(lr=lr)), cand)
+                    for s, lr in pairs]  # fmt: skip
+            flat = _in_pool(pool, jobs, lambda i: one(*pairs[i]))
+        flat = flat if flat is not None else [one(s, lr) for s, lr in pairs]
+        return [flat[i * len(lrs) : (i + 1) * len(lrs)] for i in range(len(seeds))]
 
     if not batched:
         return serial, False
@@ -225,13 +270,13 @@ def _grid_runner(
 
     state = {"batched": True}
 
-    def run(seed: int, lrs: list[float]) -> list[float]:
+    def run(seeds: list[int], lrs: list[float]) -> list[list[float]]:
         if state["batched"]:
             try:
-                return train_lr_grid(task, loss, config, seed, lrs)  # type: ignore[arg-type]
+                return [train_lr_grid(task, loss, config, s, lrs) for s in seeds]  # type: ignore[arg-type]
             except _VmapError:
                 state["batched"] = False
-        return serial(seed, lrs)
+        return serial(seeds, lrs)
 
     return run, True
 
@@ -263,11 +308,19 @@ def tune_lr(
     config: TrainConfig | None = None,
     tune: TuneConfig | None = None,
     progress: Callable[[int], None] | None = None,
+    pool: RunPool | None = None,
 ) -> LrTuning:
     """Choose ``loss``'s learning rate on validation over tuning seeds (see the module doc).
 
     ``config`` is the training protocol (default: the task's); its ``lr`` is the grid's
     centre. ``progress(n)`` is called after every ``n`` finished training runs.
+
+    ``pool`` (a :class:`~metaloss.evaluators.run_pool.RunPool`) runs the grid's unbatched
+    runs side by side in worker processes, with the values of the same runs made here.
+    With a pool of more than one worker and ``tune.batched`` unset, a convolutional model
+    on a CPU trains its grid as such runs, not as one vmapped batch (which gains nothing
+    there: LeNet-5 0.95x serial); the two differ in float rounding, so the tuning records
+    ``batched`` and ``workers``.
     """
     from metaloss.evaluators.batched import _has_dropout
     from metaloss.losses.base import Loss
@@ -277,10 +330,13 @@ def tune_lr(
     seeds = tuning_seeds(tune.seeds)
     batched = tune.batched
     if batched is None:
-        batched = isinstance(loss, Loss) and not _has_dropout(task.make_model(seeds[0]))
+        model = task.make_model(seeds[0])
+        batched = isinstance(loss, Loss) and not _has_dropout(model)
+        if pool is not None and pool.workers > 1 and torch.device(task.device).type == "cpu":
+            batched = batched and not _has_conv(model)
     if batched and not isinstance(loss, Loss):
         raise ConfigError("tune: the batched grid needs a metaloss Loss module")
-    run, batched = _grid_runner(task, loss, config, bool(batched))
+    run, batched = _grid_runner(task, loss, config, bool(batched), pool)
     start = time.perf_counter()
     points: dict[float, GridPoint] = {}
 
@@ -288,7 +344,7 @@ def tune_lr(
         lrs = [lr for lr in lrs if lr not in points]
         if not lrs:
             return
-        per_seed = [run(s, lrs) for s in seeds]
+        per_seed = run(seeds, lrs)
         for i, lr in enumerate(lrs):
             points[lr] = GridPoint(lr, [float(v[i]) for v in per_seed])
         if progress is not None:
@@ -318,15 +374,29 @@ def tune_lr(
         seconds=time.perf_counter() - start,
         batched=batched,
         config=tune.to_dict(),
+        workers=_workers(pool, batched),
     )
+
+
+def _workers(pool: RunPool | None, batched: bool) -> int:
+    """The processes that ran a grid: the pool's, unless it batched or fell back."""
+    if pool is None or batched or pool.fallback_reason is not None:
+        return 1
+    return pool.workers
+
+
+def _has_conv(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
 
 
 def tune_whole_runs(
     task: Task,
-    run: Callable[[Task, int, float], float],
+    run: Callable[[Task, int, float], float] | None,
     base_lr: float,
     tune: TuneConfig,
     progress: Callable[[int], None] | None = None,
+    pool: RunPool | None = None,
+    describe: Callable[[int, float], Any] | None = None,
 ) -> LrTuning:
     """The grid for methods whose meta-test run is their own run (AdaLFL online).
 
@@ -335,21 +405,40 @@ def tune_whole_runs(
     factor at a time while the winner lies on an edge, ``max_widen`` per side), so an online
     method gets the same tuning rule as every other loss in its table. The runs get ``task``
     with its test split replaced by the validation split: tuning never reads test data.
+
+    With ``pool`` and ``describe(seed, lr)`` (the run as a registered fitness on ``task``,
+    e.g. :class:`~metaloss.meta.whole_run.WholeRunFitness`, which hides test itself), the
+    runs of each grid step go to the pool's workers side by side. ``run`` may then be
+    ``None``: a run made here is ``describe(seed, lr)``'s value.
     """
     from dataclasses import replace
 
+    from metaloss.evaluators.base import Candidate
+
+    if run is None and describe is None:
+        raise ConfigError("tune_whole_runs: give run or describe")
     start = time.perf_counter()
     hidden = replace(task, test=task.val)
     seeds = tuning_seeds(tune.seeds)
     points: dict[float, GridPoint] = {}
+    no_loss = Candidate(0, {"kind": "cross_entropy"})  # a whole run learns its own loss
+
+    def here(seed: int, lr: float) -> float:
+        if run is not None:
+            return float(run(hidden, seed, lr))
+        return float(describe(seed, lr)(no_loss).value)  # type: ignore[misc]
 
     def evaluate(lrs: list[float]) -> None:
-        for lr in lrs:
-            if lr in points:
-                continue
-            points[lr] = GridPoint(lr, [float(run(hidden, s, lr)) for s in seeds])
-            if progress is not None:
-                progress(len(seeds))
+        lrs = [lr for lr in dict.fromkeys(lrs) if lr not in points]
+        pairs = [(s, lr) for lr in lrs for s in seeds]
+        jobs = [] if describe is None else [(describe(s, lr), no_loss) for s, lr in pairs]
+        flat = _in_pool(pool, jobs, lambda i: here(*pairs[i]))
+        if flat is None:
+            flat = [here(s, lr) for s, lr in pairs]
+        for i, lr in enumerate(lrs):
+            points[lr] = GridPoint(lr, flat[i * len(seeds) : (i + 1) * len(seeds)])
+        if progress is not None and lrs:
+            progress(len(pairs))
 
     evaluate([base_lr * f for f in tune.factors])
     widened = _widen(points, evaluate, tune)
@@ -366,4 +455,5 @@ def tune_whole_runs(
         rule="lowest mean validation metric over tuning seeds; ties -> smaller lr "
         "(whole online runs)",
         config=tune.to_dict(),
+        workers=_workers(pool, False) if describe is not None else 1,
     )

@@ -71,10 +71,10 @@ def test_tie_rule_and_widening(monkeypatch):
 
     calls: list[list[float]] = []
 
-    def fake_runner(task, loss, config, batched):
-        def run(seed, lrs):
+    def fake_runner(task, loss, config, batched, pool):
+        def run(seeds, lrs):
             calls.append(list(lrs))
-            return [abs(math.log2(lr / 0.08)) / 10 for lr in lrs]  # best at lr 0.08
+            return [[abs(math.log2(lr / 0.08)) / 10 for lr in lrs] for _ in seeds]  # best: 0.08
 
         return run, False
 
@@ -100,8 +100,8 @@ def test_whole_run_tuning_widens_by_the_same_rule_as_the_grid_tuner(monkeypatch)
     def val_of(lr):
         return abs(math.log2(lr / 0.005)) / 10  # best below the grid's lower edge
 
-    def fake_runner(task, loss, config, batched):
-        return (lambda seed, lrs: [val_of(lr) for lr in lrs]), False
+    def fake_runner(task, loss, config, batched, pool):
+        return (lambda seeds, lrs: [[val_of(lr) for lr in lrs] for _ in seeds]), False
 
     monkeypatch.setattr(tuning, "_grid_runner", fake_runner)
     task = ml.tasks.get("iris-linear")

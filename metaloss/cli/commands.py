@@ -24,6 +24,7 @@ from metaloss.cli.common import (
     OptimizerOpt,
     RunTaskOpt,
     TrainFractionOpt,
+    TuneWorkersOpt,
     VariantSeedOpt,
     WeightDecayOpt,
     _recorded_task,
@@ -126,6 +127,7 @@ def evaluate(
         str, typer.Option(help="lr: tune every loss's learning rate on validation; none: don't")
     ] = "lr",
     tune_seeds: Annotated[int, typer.Option(help="tuning seeds (disjoint from --seeds)")] = 2,
+    tune_workers: TuneWorkersOpt = 1,
     baseline: Annotated[
         bool,
         typer.Option(help="put the task loss (CE, or MSE for regression) first as the baseline"),
@@ -171,7 +173,7 @@ def evaluate(
     report = run_eval(
         names, t, seeds=seeds, steps=steps, baselines=baselines, tune=tune,
         tune_config=TuneConfig(seeds=tune_seeds), progress=not as_json, lr=lr, frozen=frozen,
-        **extra,
+        tune_workers=tune_workers, data_dir=data_dir, **extra,
     )  # fmt: skip
     if out is not None:
         write_json(out, report.to_dict())
@@ -301,6 +303,7 @@ def bench(
         bool, typer.Option(help="tune every row's learning rate on validation (fair protocol)")
     ] = True,
     tune_seeds: Annotated[int, typer.Option(min=1, help="tuning seeds")] = 2,
+    tune_workers: TuneWorkersOpt = 1,
     preset: Annotated[
         str,
         typer.Option(
@@ -327,7 +330,7 @@ def bench(
         suite, out, seeds=seeds, tasks=task, methods=method, budget=budget, steps=steps,
         data_dir=data_dir, device=device, log=console.print, learn_on=learn_on,
         first_seed=first_seed, tune=tune, tune_seeds=tune_seeds, progress=True, preset=preset,
-        reuse_tunings=reuse_tunings,
+        reuse_tunings=reuse_tunings, tune_workers=tune_workers,
     )  # fmt: skip
     from metaloss.suite import markdown
 

@@ -62,6 +62,14 @@ NesterovOpt = Annotated[
     bool | None, typer.Option("--nesterov/--no-nesterov", help="Nesterov momentum (task default)")
 ]
 WeightDecayOpt = Annotated[float | None, typer.Option(help="weight decay (task default)")]
+TuneWorkersOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="processes for the lr grids' unbatched runs: AdaLFL's whole online runs, a conv "
+        "model's grid on a CPU (results equal one process's, except conv grids: float rounding)",
+    ),
+]
 FrozenOpt = Annotated[
     bool,
     typer.Option(

@@ -78,6 +78,7 @@ def available_cpus() -> int:
 # the worker side (module-level functions: the pool sends only their names and JSON text)
 
 _FITNESS: dict[str, FitnessFunction] = {}  # spec JSON -> fitness built in this worker
+_TASKS: dict[str, Any] = {}  # the spec's task fields -> the task built in this worker
 
 
 def _init_worker(threads: int) -> None:
@@ -88,13 +89,24 @@ def _init_worker(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
+def _task(spec: FitnessSpec) -> Any:
+    """The spec's task, built once per worker: specs that differ only in their options (the
+    points of a learning-rate grid) share one copy of the data."""
+    fields = [spec.task, spec.data_dir, spec.device, spec.task_seed, spec.val_fraction]
+    key = json.dumps([*fields, spec.fingerprint])
+    if key not in _TASKS:
+        _TASKS[key] = spec.build_task()  # checks the fingerprint
+    return _TASKS[key]
+
+
 def _evaluate_json(spec_json: str, candidate_json: str) -> str:
     """Score one candidate in a worker; a fitness that cannot be built is reported as
     ``{"setup_error": "..."}``, not as a candidate failure."""
     fitness = _FITNESS.get(spec_json)
     if fitness is None:
         try:
-            fitness = FitnessSpec.from_json(spec_json).build()
+            spec = FitnessSpec.from_json(spec_json)
+            fitness = spec.build(_task(spec))
         except Exception as exc:  # noqa: BLE001 - reported to the driver
             return json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"})
         _FITNESS[spec_json] = fitness

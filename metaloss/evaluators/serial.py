@@ -111,6 +111,30 @@ class TrainFitness:
         return Fitness(res.val_metric, seconds=res.seconds, info=info)
 
 
+@dataclass
+class ValMetricFitness(TrainFitness):
+    """The validation metric of one training run, exactly as :func:`~metaloss.training.train`
+    reports it: one point of a learning-rate grid (:func:`metaloss.tuning.tune_lr`) run in
+    a worker process. Unlike :class:`TrainFitness`, a diverged run is no failure but its
+    recorded metric (error 1.0; MSE inf), as in the serial grid.
+
+    >>> from metaloss import tasks
+    >>> from metaloss.evaluators import Candidate
+    >>> task = tasks.get("iris-linear")
+    >>> fit = ValMetricFitness(task, steps=20, config=task.defaults.with_(lr=0.1))
+    >>> value = fit(Candidate(0, {"kind": "cross_entropy"})).value
+    >>> config = task.defaults.with_(steps=20, lr=0.1)
+    >>> value == train(task, task.task_loss(), config, test=False).val_metric
+    True
+    """
+
+    kind: ClassVar[str] = "val_metric"
+
+    def __call__(self, candidate: Candidate) -> Fitness:
+        res = train(self.task, candidate.build(), self.train_config(), seed=self.seed, test=False)
+        return Fitness(res.val_metric, seconds=res.seconds)
+
+
 class SerialEvaluator:
     """Evaluate candidates one after another in this process (the reference evaluator)."""
 
