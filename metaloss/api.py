@@ -207,13 +207,14 @@ def evaluate(
     ``NAME (online)``); ``frozen=True`` trains with the saved loss, never updated.
     A progress bar shows by default when stderr is a terminal (``progress=None``).
 
-    ``tune_workers`` > 1 trains the unbatched grids (a convolutional model's on a CPU, or a
-    model with dropout) in that many worker processes
+    ``tune_workers`` > 1 trains the unbatched grids (an AdaLFL run's online runs, a
+    convolutional model's grid on a CPU, a model with dropout) in that many worker processes
     (:class:`~metaloss.evaluators.run_pool.RunPool`; ``data_dir``: the folder ``task``
     was read from, for the workers to read it too).
     """
     from metaloss.evaluators.run_pool import RunPool
     from metaloss.losses.handcrafted import BASELINES
+    from metaloss.meta.whole_run import ContinuedRunFitness
     from metaloss.progress import progress_bar
     from metaloss.seeds import check_seed
     from metaloss.training import train
@@ -255,7 +256,12 @@ def evaluate(
                             run, t, seed=s, config=config.with_(lr=lr)
                         ).val_metric
 
-                    tuning = tune_whole_runs(task, one_run, config.lr, tune_config, advance)
+                    def described(s: int, lr: float, run: Path = online) -> Any:
+                        return ContinuedRunFitness(task, str(run.resolve()), s, config.with_(lr=lr))
+
+                    tuning = tune_whole_runs(
+                        task, one_run, config.lr, tune_config, advance, pool, described
+                    )
                 else:
                     tuning = tune_lr(task, loss, config, tune_config, advance, pool)
                 row_config = config.with_(lr=tuning.lr)

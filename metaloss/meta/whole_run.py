@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness
 from metaloss.evaluators.fitness import register
-from metaloss.tasks.base import Task
+from metaloss.tasks.base import Task, TrainConfig
 
-__all__ = ["WholeRunFitness"]
+__all__ = ["ContinuedRunFitness", "WholeRunFitness"]
 
 
 @dataclass
@@ -72,4 +72,42 @@ class WholeRunFitness:
         return Fitness(float(res.info["val_metric"]), seconds=res.seconds)
 
 
+@dataclass
+class ContinuedRunFitness:
+    """The validation metric of :func:`~metaloss.meta.online_eval.continue_online` from the
+    AdaLFL run directory ``run`` (its saved loss keeps adapting online) under ``config``:
+    a point of the grid of ``metaloss evaluate RUN_DIR`` for a saved AdaLFL run. Registered
+    as the fitness kind ``"continued_run"``."""
+
+    kind: ClassVar[str] = "continued_run"
+
+    task: Task
+    run: str
+    seed: int = 0
+    config: TrainConfig | None = None
+
+    def to_options(self) -> dict[str, Any]:
+        config = self.config.to_dict() if self.config is not None else None
+        return {"run": self.run, "seed": self.seed, "config": config}
+
+    @classmethod
+    def from_options(cls, task: Task, options: dict[str, Any]) -> ContinuedRunFitness:
+        opts = dict(options)
+        unknown = set(opts) - {"run", "seed", "config"}
+        if unknown or not isinstance(opts.get("run"), str):
+            raise ConfigError(f"continued-run fitness: needs 'run'; unknown {sorted(unknown)}")
+        seed, config = opts.get("seed", 0), opts.get("config")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"continued-run fitness: 'seed' must be an integer, got {seed!r}")
+        return cls(task, opts["run"], seed, TrainConfig(**config) if config is not None else None)
+
+    def __call__(self, candidate: Candidate) -> Fitness:
+        from metaloss.meta.online_eval import continue_online
+
+        hidden = replace(self.task, test=self.task.val)  # tuning never reads test data
+        res = continue_online(self.run, hidden, seed=self.seed, config=self.config)
+        return Fitness(float(res.val_metric), seconds=res.seconds)
+
+
 register("whole_run", "metaloss.meta.whole_run:WholeRunFitness")
+register("continued_run", "metaloss.meta.whole_run:ContinuedRunFitness")

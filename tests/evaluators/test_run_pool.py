@@ -163,3 +163,17 @@ def test_a_suite_with_tune_workers_gives_the_one_process_cells(tmp_path, one_thr
         assert grid == [p["val"] for p in two[method]["tuning"]["grid"]]
     assert two["adalfl"]["tuning"]["workers"] == 2 and "workers" not in one["adalfl"]["tuning"]
     assert "workers" not in two["ce"]["tuning"]  # a dense model's grid stays one vmapped batch
+
+
+def test_evaluate_a_saved_adalfl_run_with_tune_workers(tmp_path, one_thread):
+    task = ml.tasks.get("iris-linear")
+    run_dir = tmp_path / "ada"
+    ml.learn("adalfl", task, init_steps=5, steps=30, snapshots=0).save(run_dir)
+    tune = TuneConfig(factors=(0.5, 2.0), seeds=2, max_widen=0)
+    kw = dict(seeds=1, steps=30, tune_config=tune, diagnose=False, progress=False)
+    one = ml.evaluate([str(run_dir)], task, **kw)
+    two = ml.evaluate([str(run_dir)], task, tune_workers=2, **kw)
+    for a, b in zip(one.rows, two.rows, strict=True):
+        assert (a.name, a.values, a.lr) == (b.name, b.values, b.lr)
+        assert [p["val"] for p in a.tuning["grid"]] == [p["val"] for p in b.tuning["grid"]]
+    assert two.rows[-1].name.endswith("(online)") and two.rows[-1].tuning["workers"] == 2
