@@ -261,13 +261,14 @@ def run_suite(
     """
     import metaloss as ml
     from metaloss.diagnostics import step_diagnostic
-    from metaloss.evaluators.run_pool import RunPool
+    from metaloss.evaluators.run_pool import RunPool, check_workers
     from metaloss.meta.whole_run import WholeRunFitness
     from metaloss.seeds import check_seed
     from metaloss.training import is_collapsed, train
     from metaloss.tuning import tune_lr, tune_whole_runs
 
     check_seed(first_seed, "first_seed")
+    check_workers(tune_workers)
 
     if isinstance(suite, str):
         if suite not in SUITES:

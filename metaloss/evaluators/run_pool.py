@@ -47,7 +47,18 @@ from metaloss.evaluators.spec import (
     fitness_from_json,
 )
 
-__all__ = ["RunPool"]
+__all__ = ["RunPool", "check_workers"]
+
+
+def check_workers(workers: object) -> int:
+    """``workers`` if it is an integer >= 1, else a :class:`ConfigError`.
+
+    >>> check_workers(2)
+    2
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"tune workers must be an integer >= 1, got {workers!r}")
+    return workers
 
 
 class RunPool:
@@ -62,9 +73,7 @@ class RunPool:
     """
 
     def __init__(self, workers: int, data_dir: str | None = None) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigError(f"tune workers must be an integer >= 1, got {workers!r}")
-        self.workers, self.data_dir = workers, data_dir
+        self.workers, self.data_dir = check_workers(workers), data_dir
         self.fallback_reason: str | None = None
         self._pool: ProcessPoolExecutor | None = None
 

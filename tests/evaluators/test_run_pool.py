@@ -137,6 +137,12 @@ def test_bad_worker_counts_are_config_errors():
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ConfigError, match="workers"):
             RunPool(bad)
+    from metaloss.suite import run_suite
+
+    with pytest.raises(ConfigError, match="workers"):
+        run_suite("quick", "/nonexistent/never-written", tune_workers=0)
+    with pytest.raises(ConfigError, match="workers"):
+        ml.evaluate(["ce"], ml.tasks.get("iris-linear"), seeds=1, tune_workers=0)
     with pytest.raises(ConfigError, match="method"):
         WholeRunFitness.from_options(ml.tasks.get("iris-linear"), {"seed": 1})
     with pytest.raises(ConfigError, match="run or describe"):
