@@ -7,8 +7,9 @@ kinds), :mod:`~metaloss.evaluators.serial` (the reference evaluator, ``TrainFitn
 :mod:`~metaloss.evaluators.stacked` (vmapped training of stacked models and losses) and
 :mod:`~metaloss.evaluators.memory` (chunk sizes), :mod:`~metaloss.evaluators.spec`
 (fitness specs and the JSON wire format), :mod:`~metaloss.evaluators.pool` and
-:mod:`~metaloss.evaluators.ray`. No evaluator imports a method: methods register their
-fitness kinds.
+:mod:`~metaloss.evaluators.ray`; :mod:`~metaloss.evaluators.run_pool` (independent runs,
+e.g. a learning-rate grid's, in worker processes). No evaluator imports a method: methods
+register their fitness kinds.
 """
 
 from __future__ import annotations
