@@ -61,11 +61,10 @@ _KINDS: dict[str, type | str] = {}  # kind -> class, or "module:Class" imported 
 def register(kind: str, cls: type | str) -> None:
     """Register a fitness class (or a lazy ``"module.path:ClassName"``) under ``kind``.
 
-        Methods call it when their module is imported; re-registering the same class is a
-        no-op, another class under a taken kind is an error.
+    Methods call it when their module is imported; re-registering the same class is a
+    no-op, another class under a taken kind is an error.
 
-        >>> register("train", "metaloss.evaluators.serial:TrainFitness")
-    register("val_metric", "metaloss.evaluators.serial:ValMetricFitness")  # already there
+    >>> register("train", "metaloss.evaluators.serial:TrainFitness")  # already there
     """
     if not kind or not isinstance(kind, str):
         raise ConfigError(f"fitness kind must be a non-empty string, got {kind!r}")
