@@ -322,6 +322,7 @@ def tune_lr(
     there: LeNet-5 0.95x serial); the two differ in float rounding, so the tuning records
     ``batched`` and ``workers``.
     """
+    from metaloss.evaluators.auto import _has_conv
     from metaloss.evaluators.batched import _has_dropout
     from metaloss.losses.base import Loss
 
@@ -383,10 +384,6 @@ def _workers(pool: RunPool | None, batched: bool) -> int:
     if pool is None or batched or pool.fallback_reason is not None:
         return 1
     return pool.workers
-
-
-def _has_conv(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
 
 
 def tune_whole_runs(

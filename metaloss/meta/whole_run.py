@@ -34,6 +34,13 @@ from metaloss.tasks.base import Task, TrainConfig
 __all__ = ["ContinuedRunFitness", "WholeRunFitness"]
 
 
+def _seed(options: dict[str, Any], what: str) -> int:
+    seed = options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"{what} fitness: 'seed' must be an integer, got {seed!r}")
+    return seed
+
+
 @dataclass
 class WholeRunFitness:
     """The validation metric of ``metaloss.learn(method, task, seed=seed, **options)``.
@@ -59,9 +66,7 @@ class WholeRunFitness:
             raise ConfigError(f"whole-run fitness: needs 'method'; unknown {sorted(unknown)}")
         if not isinstance(opts.get("options", {}), dict):
             raise ConfigError("whole-run fitness: 'options' must be a JSON object")
-        seed = opts.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"whole-run fitness: 'seed' must be an integer, got {seed!r}")
+        seed = _seed(opts, "whole-run")
         return cls(task, opts["method"], seed, json.loads(json.dumps(opts.get("options", {}))))
 
     def __call__(self, candidate: Candidate) -> Fitness:
@@ -96,9 +101,7 @@ class ContinuedRunFitness:
         unknown = set(opts) - {"run", "seed", "config"}
         if unknown or not isinstance(opts.get("run"), str):
             raise ConfigError(f"continued-run fitness: needs 'run'; unknown {sorted(unknown)}")
-        seed, config = opts.get("seed", 0), opts.get("config")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"continued-run fitness: 'seed' must be an integer, got {seed!r}")
+        seed, config = _seed(opts, "continued-run"), opts.get("config")
         return cls(task, opts["run"], seed, TrainConfig(**config) if config is not None else None)
 
     def __call__(self, candidate: Candidate) -> Fitness:

@@ -112,9 +112,9 @@ def test_a_task_the_workers_cannot_rebuild_runs_here_with_a_warning(one_thread):
 
 def test_a_conv_models_grid_goes_unbatched_only_with_several_workers(monkeypatch):
     task = ml.tasks.get("iris-linear")
-    import metaloss.tuning as tuning
+    import metaloss.evaluators.auto as auto
 
-    monkeypatch.setattr(tuning, "_has_conv", lambda model: True)  # pretend: a conv model
+    monkeypatch.setattr(auto, "_has_conv", lambda model: True)  # pretend: a conv model
     calls = []
 
     class Recorder(RunPool):
