@@ -8,7 +8,7 @@ with its ``checkpoint-<hex>.safetensors`` tensors (:mod:`metaloss.checkpoint`), 
 its :data:`GENERATIONS` log and :data:`EVALS` cache (:mod:`metaloss.meta.search`).
 ``metaloss show`` draws :data:`PLOT`; ``metaloss report`` writes :data:`REPORT_HTML` and
 :data:`REPORT_MD`. A bench folder (:func:`metaloss.suite.run_suite`) holds :data:`SUITE`,
-:data:`CELLS`, :data:`SUMMARY`, :data:`TABLE` and :data:`TUNINGS`.
+:data:`CELLS`, :data:`SUMMARY`, :data:`TABLE`, :data:`TUNINGS` and :data:`TUNING_RUNS`.
 
 Example:
     >>> from pathlib import Path
@@ -47,6 +47,9 @@ TABLE = "table.md"
 #: A bench folder's finished learning-rate tunings, so that a resumed suite does not repeat
 #: them.
 TUNINGS = "tunings.jsonl"
+#: A bench folder's finished runs of learning-rate grids (:mod:`metaloss.grid_log`), so that
+#: a stopped tuning resumes run by run.
+TUNING_RUNS = "tuning-runs.jsonl"
 
 #: Every file a run may write (a run directory is "non-empty" when one of them is).
 RUN_FILES = (SPEC, WEIGHTS, HISTORY, EXTRA, CHECKPOINT, GENERATIONS, EVALS)

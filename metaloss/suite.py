@@ -4,9 +4,9 @@ Every cell (task, method, seed) meta-learns a loss with that seed (baselines nee
 meta-learning), trains a fresh model with it under the task's meta-test protocol, and
 appends one JSON line to ``cells.jsonl``; an interrupted suite resumes by skipping the
 cells already there. Every learning-rate tuning (a baseline's, AdaLFL's grid of whole online
-runs, a learned loss's, the latter with the loss's digest) is appended to ``tunings.jsonl`` as
-soon as it ends, so a resume under the same settings reuses it instead of tuning again. A
-resume under other settings (steps, budget and the budgets it names, preset, tuning, source
+runs, a learned loss's, with the loss's digest) goes to ``tunings.jsonl`` as it ends, and each
+unbatched run of a grid to ``tuning-runs.jsonl``: a resume under the same settings reuses them.
+A resume under other settings (steps, budget and the budgets it names, preset, tuning, source
 task, data) is refused. The table reports mean +- std of the test metric, the difference to
 cross-entropy (MSE for regression), Welch's t-test and the meta-training time.
 
@@ -262,6 +262,7 @@ def run_suite(
     import metaloss as ml
     from metaloss.diagnostics import step_diagnostic
     from metaloss.evaluators.run_pool import RunPool, check_workers
+    from metaloss.grid_log import GridLog
     from metaloss.meta.whole_run import WholeRunFitness
     from metaloss.seeds import check_seed
     from metaloss.training import is_collapsed, train
@@ -340,13 +341,14 @@ def run_suite(
     if pool is not None:  # a CPU conv model's grid then trains unbatched (float rounding)
         tuning_context["tune_pool"] = True
     shared_tuning = read_tunings(tunings_path)
-    ctx = ""  # the current task's context (its training protocol included), set per task
+    grid_log = GridLog(out / rundir.TUNING_RUNS)  # each finished grid run: resume run by run
 
-    def tuned(what: str, tuner: Any, *args: Any, **kw: Any) -> Any:
-        """``tuner(*args, tune_config, advance)``, with a progress bar over its training runs."""
+    def tuned(key: tuple, what: str, tuner: Any, *args: Any, **kw: Any) -> Any:
+        """``tuner(*args, tune_config, advance)`` with a progress bar, its finished runs kept."""
         runs = len(tune_config.factors) * tune_config.seeds  # widening may add a few
         with progress_bar(runs, f"tune lr {what}", enabled=progress) as advance:
-            return tuner(*args, tune_config, advance, pool, **kw)
+            log = grid_log.scoped(json.dumps(list(key)))
+            return tuner(*args, tune_config, advance, pool, runs=log, **kw)
 
     def share(key: tuple, tuning: Any) -> Any:
         shared_tuning[key] = tuning
@@ -373,7 +375,7 @@ def run_suite(
         if task_name not in protocols:
             protocols[task_name] = protocol
             io.write_json(out / rundir.SUITE, suite_record)
-        ctx = context_key({**tuning_context, "train": protocol})
+        ctx = context_key({**tuning_context, "train": protocol})  # its protocol included
         source_name = learn_on or suite.transfer.get(task_name, suite.learn_on or task_name)
         if source_name == task_name:
             source = task
@@ -408,7 +410,7 @@ def run_suite(
                             ) -> Any:
                                 return WholeRunFitness(t, _name(m), s, {**o, "lr": lr})
 
-                            share(key, tuned(f"{method} {task_name}", tune_whole_runs, task,
+                            share(key, tuned(key, f"{method} {task_name}", tune_whole_runs, task,
                                              None, task.defaults.lr, describe=one_run))  # fmt: skip
                             log(f"{task_name:>22} {method:>14} tuned lr {shared_tuning[key].lr:g}")
                         tuning = shared_tuning[key]
@@ -447,13 +449,13 @@ def run_suite(
                         if name in BASELINES:  # the same loss on every seed: tune once
                             key = (task_name, method, ctx)
                             if key not in shared_tuning:
-                                share(key, tuned(f"{method} {task_name}", tune_lr,
+                                share(key, tuned(key, f"{method} {task_name}", tune_lr,
                                                  task, loss, config))  # fmt: skip
                             tuning = shared_tuning[key]
                         else:  # this seed's learned loss, recorded with its digest
                             key4 = (task_name, method, seed, loss_digest(loss), ctx)
                             if key4 not in shared_tuning:
-                                share(key4, tuned(f"{method} {task_name}", tune_lr,
+                                share(key4, tuned(key4, f"{method} {task_name}", tune_lr,
                                                   task, loss, config))  # fmt: skip
                             tuning = shared_tuning[key4]
                         cell_config = config.with_(lr=tuning.lr)
@@ -487,9 +489,8 @@ def run_suite(
                 }
                 io.append_jsonl(cells_path, [cell])
                 log(
-                    f"{task_name:>22} {method:>14} seed {seed}: test {task.metric_name} "
-                    f"{test:.4f} at lr {cell_lr:g} (meta {meta_seconds:.0f} s, "
-                    f"train {train_seconds:.0f} s)"
+                    f"{task_name:>22} {method:>14} seed {seed}: test {task.metric_name} {test:.4f} "
+                    f"at lr {cell_lr:g} (meta {meta_seconds:.0f} s, train {train_seconds:.0f} s)"
                 )
     if pool is not None:
         pool.close()

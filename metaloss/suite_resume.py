@@ -94,7 +94,9 @@ def refuse_other_protocol(out: Path, task: str, recorded: Any, now: dict[str, An
 
 
 #: What a recorded tuning must share with the current run to be reused.
-_CONTEXT = ("steps", "budget", "preset", "tune", "data_dir", "train")
+#: (``tune_pool``: a suite with tune workers trains a CPU conv model's grid unbatched, which
+#: differs from the batched grid in float rounding.)
+_CONTEXT = ("steps", "budget", "preset", "tune", "data_dir", "train", "tune_pool")
 
 
 def context_key(context: dict[str, Any]) -> str:

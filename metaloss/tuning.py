@@ -17,6 +17,11 @@ A loss's grid on one seed is one population of one architecture: it trains as on
 batch with a per-member learning rate (:func:`metaloss.evaluators.batched.train_lr_grid`),
 and falls back to serial runs for models ``vmap`` cannot batch (dropout).
 
+A grid's unbatched runs (serial, in worker processes, or whole online runs) can be recorded
+one by one in a :class:`~metaloss.grid_log.GridLog` (``runs=``), so that a stopped tuning
+resumes where it stopped, with the values of an uninterrupted one; ``metaloss bench`` does
+this in its folder's ``tuning-runs.jsonl``.
+
 Example:
     >>> import metaloss as ml
     >>> from metaloss.tuning import TuneConfig, tune_lr
@@ -40,11 +45,13 @@ import numpy as np
 import torch
 
 from metaloss.errors import ArtifactError, ConfigError
+from metaloss.grid_log import run_pairs
 from metaloss.seeds import tuning_seeds
 from metaloss.tasks.base import Task, TrainConfig
 
 if TYPE_CHECKING:
     from metaloss.evaluators.run_pool import RunPool
+    from metaloss.grid_log import GridLog
 
 __all__ = ["TuneConfig", "GridPoint", "LrTuning", "tune_lr", "tune_whole_runs", "DEFAULT_FACTORS"]
 
@@ -220,29 +227,17 @@ def choose(points: Sequence[GridPoint]) -> GridPoint:
 Runner = Callable[[list[int], list[float]], list[list[float]]]  # (seeds, lrs) -> [seed][lr]
 
 
-def _in_pool(
-    pool: RunPool | None, jobs: list[tuple[Any, Any]], serial: Callable[[int], float]
-) -> list[float] | None:
-    """The values of ``jobs`` run in ``pool``, or ``None`` (the caller runs them here). A
-    non-finite metric comes back as ``inf``; a run that failed in its worker for another
-    reason runs again here (``serial(i)``), so that its error is raised where it belongs."""
-    if pool is None or not jobs:
-        return None
-    fits = pool.run(jobs)
-    if fits is None:
-        return None
-    out = []
-    for i, f in enumerate(fits):
-        ok = f.ok or f.reason == "non-finite fitness"
-        out.append((float(f.value) if f.ok else math.inf) if ok else serial(i))
-    return out
-
-
 def _grid_runner(
-    task: Task, loss: Callable, config: TrainConfig, batched: bool, pool: RunPool | None
+    task: Task,
+    loss: Callable,
+    config: TrainConfig,
+    batched: bool,
+    pool: RunPool | None,
+    runs: GridLog | None = None,
 ) -> tuple[Runner, bool]:
     """A function ``(seeds, lrs) -> validation metrics per seed and lr``, and whether it
-    batches. Unbatched runs go to ``pool`` when the loss can travel (a metaloss Loss)."""
+    batches. Unbatched runs go to ``pool`` when the loss can travel (a metaloss Loss), and
+    are taken from / recorded in ``runs``."""
     from metaloss.evaluators.base import Candidate
     from metaloss.evaluators.serial import ValMetricFitness
     from metaloss.losses.base import Loss
@@ -253,15 +248,15 @@ def _grid_runner(
 
     as_loss = loss if loss is not None else task.task_loss()
 
+    job = None
+    if isinstance(as_loss, Loss) and pool is not None:
+        cand = Candidate.from_loss(0, as_loss)
+
+        def job(s: int, lr: float) -> tuple[Any, Any]:
+            return ValMetricFitness(task, config.steps, s, config.with_(lr=lr)), cand
+
     def serial(seeds: list[int], lrs: list[float]) -> list[list[float]]:
-        pairs = [(s, lr) for s in seeds for lr in lrs]
-        flat = None
-        if isinstance(as_loss, Loss):
-            cand = Candidate.from_loss(0, as_loss)
-            jobs = [(ValMetricFitness(task, config.steps, s, config.with_(lr=lr)), cand)
-                    for s, lr in pairs]  # fmt: skip
-            flat = _in_pool(pool, jobs, lambda i: one(*pairs[i]))
-        flat = flat if flat is not None else [one(s, lr) for s, lr in pairs]
+        flat = run_pairs([(s, lr) for s in seeds for lr in lrs], one, pool, job, runs)
         return [flat[i * len(lrs) : (i + 1) * len(lrs)] for i in range(len(seeds))]
 
     if not batched:
@@ -309,6 +304,7 @@ def tune_lr(
     tune: TuneConfig | None = None,
     progress: Callable[[int], None] | None = None,
     pool: RunPool | None = None,
+    runs: GridLog | None = None,
 ) -> LrTuning:
     """Choose ``loss``'s learning rate on validation over tuning seeds (see the module doc).
 
@@ -321,6 +317,10 @@ def tune_lr(
     on a CPU trains its grid as such runs, not as one vmapped batch (which gains nothing
     there: LeNet-5 0.95x serial); the two differ in float rounding, so the tuning records
     ``batched`` and ``workers``.
+
+    ``runs`` (a :class:`~metaloss.grid_log.GridLog` of this grid) supplies the unbatched
+    runs it recorded and records the others as they end, so that a stopped tuning resumes
+    run by run (a batched grid is not recorded).
     """
     from metaloss.evaluators.auto import _has_conv
     from metaloss.evaluators.batched import _has_dropout
@@ -337,7 +337,7 @@ def tune_lr(
             batched = batched and not _has_conv(model)
     if batched and not isinstance(loss, Loss):
         raise ConfigError("tune: the batched grid needs a metaloss Loss module")
-    run, batched = _grid_runner(task, loss, config, bool(batched), pool)
+    run, batched = _grid_runner(task, loss, config, bool(batched), pool, runs)
     start = time.perf_counter()
     points: dict[float, GridPoint] = {}
 
@@ -394,6 +394,7 @@ def tune_whole_runs(
     progress: Callable[[int], None] | None = None,
     pool: RunPool | None = None,
     describe: Callable[[int, float], Any] | None = None,
+    runs: GridLog | None = None,
 ) -> LrTuning:
     """The grid for methods whose meta-test run is their own run (AdaLFL online).
 
@@ -407,6 +408,9 @@ def tune_whole_runs(
     e.g. :class:`~metaloss.meta.whole_run.WholeRunFitness`, which hides test itself), the
     runs of each grid step go to the pool's workers side by side. ``run`` may then be
     ``None``: a run made here is ``describe(seed, lr)``'s value.
+
+    ``runs`` (a :class:`~metaloss.grid_log.GridLog` of this grid) supplies the runs it
+    recorded and records each other run as it ends, so that a stopped grid resumes run by run.
     """
     from dataclasses import replace
 
@@ -428,10 +432,8 @@ def tune_whole_runs(
     def evaluate(lrs: list[float]) -> None:
         lrs = [lr for lr in dict.fromkeys(lrs) if lr not in points]
         pairs = [(s, lr) for lr in lrs for s in seeds]
-        jobs = [] if describe is None else [(describe(s, lr), no_loss) for s, lr in pairs]
-        flat = _in_pool(pool, jobs, lambda i: here(*pairs[i]))
-        if flat is None:
-            flat = [here(s, lr) for s, lr in pairs]
+        job = None if describe is None else lambda s, lr: (describe(s, lr), no_loss)
+        flat = run_pairs(pairs, here, pool, job, runs)
         for i, lr in enumerate(lrs):
             points[lr] = GridPoint(lr, flat[i * len(seeds) : (i + 1) * len(seeds)])
         if progress is not None and lrs:

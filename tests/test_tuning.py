@@ -71,7 +71,7 @@ def test_tie_rule_and_widening(monkeypatch):
 
     calls: list[list[float]] = []
 
-    def fake_runner(task, loss, config, batched, pool):
+    def fake_runner(task, loss, config, batched, pool, runs=None):
         def run(seeds, lrs):
             calls.append(list(lrs))
             return [[abs(math.log2(lr / 0.08)) / 10 for lr in lrs] for _ in seeds]  # best: 0.08
@@ -100,7 +100,7 @@ def test_whole_run_tuning_widens_by_the_same_rule_as_the_grid_tuner(monkeypatch)
     def val_of(lr):
         return abs(math.log2(lr / 0.005)) / 10  # best below the grid's lower edge
 
-    def fake_runner(task, loss, config, batched, pool):
+    def fake_runner(task, loss, config, batched, pool, runs=None):
         return (lambda seeds, lrs: [[val_of(lr) for lr in lrs] for _ in seeds]), False
 
     monkeypatch.setattr(tuning, "_grid_runner", fake_runner)

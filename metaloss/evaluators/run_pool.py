@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import multiprocessing
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from metaloss.errors import ConfigError
@@ -77,10 +77,15 @@ class RunPool:
         self.fallback_reason: str | None = None
         self._pool: ProcessPoolExecutor | None = None
 
-    def run(self, jobs: Sequence[tuple[FitnessFunction, Candidate]]) -> list[Fitness] | None:
+    def run(
+        self,
+        jobs: Sequence[tuple[FitnessFunction, Candidate]],
+        on_result: Callable[[int, Fitness], None] | None = None,
+    ) -> list[Fitness] | None:
         """Each ``fitness(candidate)`` of ``jobs``, computed in the workers, in order; or
         ``None`` when they cannot be (the caller runs them itself); after one such answer,
-        always ``None``."""
+        always ``None``. ``on_result(i, fitness)`` is called as each job ends (in the order
+        they end), e.g. to record it before the others finish."""
         if self.fallback_reason is not None:
             return None
         try:
@@ -98,16 +103,19 @@ class RunPool:
             self._pool.submit(_evaluate_json, spec, candidate_to_json(c))
             for spec, (_, c) in zip(specs, jobs, strict=True)
         ]
-        out = []
+        index = {fut: i for i, fut in enumerate(futures)}
+        out: list[Fitness | None] = [None] * len(futures)
         try:
-            for fut in futures:
+            for fut in as_completed(futures):
                 text = fut.result()
                 if text.startswith('{"setup_error"'):
                     return self._fall_back(f"a worker cannot build the run: {text}")
-                out.append(fitness_from_json(text))
+                out[index[fut]] = fitness = fitness_from_json(text)
+                if on_result is not None:
+                    on_result(index[fut], fitness)
         except BrokenProcessPool:
             return self._fall_back("a worker process died")
-        return out
+        return out  # type: ignore[return-value]
 
     def _fall_back(self, reason: str) -> None:
         self.close()

@@ -15,6 +15,7 @@ from metaloss.errors import ConfigError
 from metaloss.evaluators import Candidate
 from metaloss.evaluators.run_pool import RunPool
 from metaloss.evaluators.serial import ValMetricFitness
+from metaloss.grid_log import GridLog
 from metaloss.meta.whole_run import WholeRunFitness
 from metaloss.tuning import LrTuning, TuneConfig, tune_lr, tune_whole_runs
 
@@ -51,7 +52,7 @@ def test_a_learned_losss_grid_in_workers_equals_the_serial_grid(one_thread):
     assert LrTuning.from_dict(pooled.to_dict()).workers == 2
 
 
-def test_adalfl_whole_runs_in_workers_equal_the_serial_grid(one_thread):
+def test_adalfl_whole_runs_in_workers_equal_the_serial_grid(tmp_path, one_thread):
     task = ml.tasks.get("iris-linear")
     opts = {"steps": 30, "init_steps": 5, "snapshots": 0}
 
@@ -65,11 +66,22 @@ def test_adalfl_whole_runs_in_workers_equal_the_serial_grid(one_thread):
     tune = TuneConfig(factors=(0.5, 2.0, 8.0), seeds=2, max_widen=1)
     serial = tune_whole_runs(task, run, 0.1, tune)
     described = tune_whole_runs(task, None, 0.1, tune, describe=describe)
+    log = GridLog(tmp_path / "runs.jsonl").scoped("grid")
     with RunPool(2) as pool:
-        pooled = tune_whole_runs(task, None, 0.1, tune, pool=pool, describe=describe)
+        pooled = tune_whole_runs(task, None, 0.1, tune, pool=pool, describe=describe, runs=log)
     _same_grid(serial, described)
     _same_grid(serial, pooled)
     assert pooled.workers == 2 and described.workers == 1
+    # each run the workers ended was recorded: a resume takes them all, running none
+    assert len(GridLog(log.path).scoped("grid")) == sum(len(p.values) for p in pooled.points)
+
+    def never(seed, lr):
+        raise AssertionError("a recorded run ran again")
+
+    resumed = tune_whole_runs(
+        task, None, 0.1, tune, describe=never, runs=GridLog(log.path).scoped("grid")
+    )
+    _same_grid(serial, resumed)
 
 
 def test_val_metric_fitness_reports_a_diverged_run_as_the_serial_grid_does(one_thread):
@@ -118,7 +130,7 @@ def test_a_conv_models_grid_goes_unbatched_only_with_several_workers(monkeypatch
     calls = []
 
     class Recorder(RunPool):
-        def run(self, jobs):
+        def run(self, jobs, on_result=None):
             calls.append(len(jobs))
             self.fallback_reason = "recorded only"  # as RunPool does: the runs happen here
             return None
