@@ -27,12 +27,11 @@ from typing import Any
 
 from metaloss import io, rundir
 from metaloss.errors import ConfigError
-from metaloss.progress import progress_bar
 from metaloss.suite_resume import (
+    Tunings,
     code_version,
     context_key,
     loss_digest,
-    read_tunings,
     refuse_other_protocol,
     refuse_other_settings,
 )
@@ -262,7 +261,6 @@ def run_suite(
     import metaloss as ml
     from metaloss.diagnostics import step_diagnostic
     from metaloss.evaluators.run_pool import RunPool, check_workers
-    from metaloss.grid_log import GridLog
     from metaloss.meta.whole_run import WholeRunFitness
     from metaloss.seeds import check_seed
     from metaloss.training import is_collapsed, train
@@ -331,41 +329,18 @@ def run_suite(
     learned: dict[tuple[str, str, int], Any] = {}  # (source, method, seed) -> LearnResult
     sources: dict[str, Any] = {}
     tune_config = TuneConfig(seeds=tune_seeds)
-    # (task, method, context) -> LrTuning of a loss shared by several cells, (task, method,
-    # seed, loss digest, context) -> a learned loss's; kept in TUNINGS so that a resumed
-    # suite reuses them (only under the same context: suite_resume.context_key)
-    tunings_path = out / rundir.TUNINGS
     tuning_context = {"steps": steps, "budget": budget, "preset": preset,
                       "tune": tune_config.to_dict(), "data_dir": settings["data_dir"]}  # fmt: skip
     pool = RunPool(tune_workers, folder) if tune_workers > 1 else None
     if pool is not None:  # a CPU conv model's grid then trains unbatched (float rounding)
         tuning_context["tune_pool"] = True
-    shared_tuning = read_tunings(tunings_path)
-    grid_log = GridLog(out / rundir.TUNING_RUNS)  # each finished grid run: resume run by run
-
-    def tuned(key: tuple, what: str, tuner: Any, *args: Any, **kw: Any) -> Any:
-        """``tuner(*args, tune_config, advance)`` with a progress bar, its finished runs kept."""
-        runs = len(tune_config.factors) * tune_config.seeds  # widening may add a few
-        with progress_bar(runs, f"tune lr {what}", enabled=progress) as advance:
-            log = grid_log.scoped(json.dumps(list(key)))
-            return tuner(*args, tune_config, advance, pool, runs=log, **kw)
-
-    def share(key: tuple, tuning: Any) -> Any:
-        shared_tuning[key] = tuning
-        row = dict(zip(("task", "method", "seed", "loss"), key[:-1]))
-        io.append_jsonl(tunings_path, [{**row, **json.loads(key[-1]), "tuning": tuning.to_dict()}])
-        return tuning
-
+    # finished tunings and grid runs, reused by a resume only under the same context
+    tunings = Tunings(out, tune_config, pool, progress, log)
     if reuse_tunings is not None:
-        source_path = Path(reuse_tunings)
-        source_path = source_path / rundir.TUNINGS if source_path.is_dir() else source_path
-        if not source_path.is_file():
-            raise ConfigError(f"bench --reuse-tunings {reuse_tunings}: no {rundir.TUNINGS} there")
-        reused = [share(k, t) for k, t in read_tunings(source_path).items()
-                  if k not in shared_tuning]  # fmt: skip
-        suite_record["reused_tunings_from"] = str(source_path.resolve())
+        source_path, n_reused = tunings.reuse(reuse_tunings)
+        suite_record["reused_tunings_from"] = str(source_path)
         io.write_json(out / rundir.SUITE, suite_record)
-        log(f"reused {len(reused)} tunings from {source_path}")
+        log(f"reused {n_reused} tunings from {source_path}")
 
     for task_name in task_names:
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)
@@ -402,18 +377,15 @@ def run_suite(
                     # tuned (a grid of online runs on tuning seeds), then run on ``seed``.
                     kw = {**_budget(chosen, method, preset_options), "steps": steps}
                     if tune:
-                        key = (task_name, method, ctx)
-                        if key not in shared_tuning:
 
-                            def one_run(
-                                s: int, lr: float, m: str = method, t: Any = task, o: Any = kw
-                            ) -> Any:
-                                return WholeRunFitness(t, _name(m), s, {**o, "lr": lr})
+                        def one_run(
+                            s: int, lr: float, m: str = method, t: Any = task, o: Any = kw
+                        ) -> Any:
+                            return WholeRunFitness(t, _name(m), s, {**o, "lr": lr})
 
-                            share(key, tuned(key, f"{method} {task_name}", tune_whole_runs, task,
-                                             None, task.defaults.lr, describe=one_run))  # fmt: skip
-                            log(f"{task_name:>22} {method:>14} tuned lr {shared_tuning[key].lr:g}")
-                        tuning = shared_tuning[key]
+                        tuning = tunings.get((task_name, method, ctx), f"{method} {task_name}",
+                                             tune_whole_runs, task, None, task.defaults.lr,
+                                             describe=one_run)  # fmt: skip
                         kw["lr"] = tuning.lr
                     res = _learn(method, task, seed, kw, progress)
                     loss, info = res.loss, {"formula": res.loss.describe()}
@@ -448,16 +420,10 @@ def run_suite(
                     if tune and method != "ce@old-lr":
                         if name in BASELINES:  # the same loss on every seed: tune once
                             key = (task_name, method, ctx)
-                            if key not in shared_tuning:
-                                share(key, tuned(key, f"{method} {task_name}", tune_lr,
-                                                 task, loss, config))  # fmt: skip
-                            tuning = shared_tuning[key]
                         else:  # this seed's learned loss, recorded with its digest
-                            key4 = (task_name, method, seed, loss_digest(loss), ctx)
-                            if key4 not in shared_tuning:
-                                share(key4, tuned(key4, f"{method} {task_name}", tune_lr,
-                                                  task, loss, config))  # fmt: skip
-                            tuning = shared_tuning[key4]
+                            key = (task_name, method, seed, loss_digest(loss), ctx)
+                        tuning = tunings.get(key, f"{method} {task_name}", tune_lr, task, loss,
+                                             config)  # fmt: skip
                         cell_config = config.with_(lr=tuning.lr)
                     tr = train(task, loss, cell_config, seed=seed, progress=progress)
                     test, val, train_seconds = tr.test_metric, tr.val_metric, tr.seconds

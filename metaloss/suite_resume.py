@@ -3,7 +3,9 @@
 ``suite.json`` records the settings that make its cells one table (checked by
 :func:`refuse_other_settings`) and the code that ran (:func:`code_version`);
 ``tunings.jsonl`` records every finished learning-rate tuning with its context
-(:func:`read_tunings`), keyed for a learned loss by its digest (:func:`loss_digest`).
+(:func:`read_tunings`), keyed for a learned loss by its digest (:func:`loss_digest`), and
+``tuning-runs.jsonl`` every finished run of a grid not finished yet
+(:class:`~metaloss.grid_log.GridLog`); :class:`Tunings` keeps both for a running suite.
 
 Example:
     >>> context_key({"steps": 100})[:14]
@@ -13,11 +15,18 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metaloss import io, rundir
 from metaloss.errors import ArtifactError, ConfigError
+from metaloss.grid_log import GridLog
+from metaloss.progress import progress_bar
+
+if TYPE_CHECKING:
+    from metaloss.evaluators.run_pool import RunPool
+    from metaloss.tuning import LrTuning, TuneConfig
 
 #: How each setting that makes cells comparable is named on the command line.
 _OPTION = {"suite": "the suite", "preset": "--preset", "steps": "--steps", "budget": "--budget",
@@ -133,3 +142,63 @@ def loss_digest(loss: Any) -> str:
     from metaloss.meta.search import candidate_digest
 
     return candidate_digest(Candidate.from_loss(0, loss))
+
+
+class Tunings:
+    """A bench folder's learning-rate tunings, for a running suite.
+
+    Finished tunings are read from and appended to ``out/tunings.jsonl``, keyed by (task,
+    method, context) for a loss shared by several cells and by (task, method, seed, loss
+    digest, context) for one seed's learned loss; :meth:`get` tunes a key the folder does
+    not have yet, with a progress bar, reading back (and recording) each finished run of its
+    grid in ``out/tuning-runs.jsonl``, so that a grid stopped half-way resumes run by run.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        tune: TuneConfig,
+        pool: RunPool | None,
+        progress: bool,
+        log: Callable[[str], None],
+    ) -> None:
+        self.path, self.tune, self.pool, self.progress, self.log = (
+            out / rundir.TUNINGS, tune, pool, progress, log
+        )  # fmt: skip
+        self.done = read_tunings(self.path)
+        self.runs = GridLog(out / rundir.TUNING_RUNS)
+
+    def get(self, key: tuple, what: str, tuner: Callable, *args: Any, **kw: Any) -> LrTuning:
+        """The tuning of ``key``; if the folder has none, ``tuner(*args, tune, advance, pool,
+        runs=..., **kw)`` (:func:`~metaloss.tuning.tune_lr` or
+        :func:`~metaloss.tuning.tune_whole_runs`), recorded before it is returned."""
+        if key not in self.done:
+            kept = self.runs.scoped(json.dumps(list(key)))
+            if len(kept):
+                self.log(
+                    f"tune lr {what}: {len(kept)} finished runs read back ({rundir.TUNING_RUNS})"
+                )
+            n = len(self.tune.factors) * self.tune.seeds  # widening may add a few
+            with progress_bar(n, f"tune lr {what}", enabled=self.progress) as advance:
+                tuning = tuner(*args, self.tune, advance, self.pool, runs=kept, **kw)
+            self.add(key, tuning)
+            self.log(f"tune lr {what}: lr {tuning.lr:g}")
+        return self.done[key]
+
+    def add(self, key: tuple, tuning: LrTuning) -> None:
+        """Record ``tuning`` under ``key`` (appended to ``tunings.jsonl`` at once)."""
+        self.done[key] = tuning
+        row = dict(zip(("task", "method", "seed", "loss"), key[:-1]))
+        io.append_jsonl(self.path, [{**row, **json.loads(key[-1]), "tuning": tuning.to_dict()}])
+
+    def reuse(self, source: str | Path) -> tuple[Path, int]:
+        """Copy in the tunings of another bench folder (or its ``tunings.jsonl``) that this
+        one lacks; returns the file read and how many were copied."""
+        path = Path(source)
+        path = path / rundir.TUNINGS if path.is_dir() else path
+        if not path.is_file():
+            raise ConfigError(f"bench --reuse-tunings {source}: no {rundir.TUNINGS} there")
+        new = {k: t for k, t in read_tunings(path).items() if k not in self.done}
+        for k, t in new.items():
+            self.add(k, t)
+        return path.resolve(), len(new)
