@@ -143,7 +143,7 @@ def test_a_suite_stopped_in_an_online_grid_resumes_run_by_run(tmp_path, monkeypa
     assert len((tmp_path / "stopped" / "tuning-runs.jsonl").read_text().splitlines()) == 3
     stop, calls[:], said = False, [], []
     run_suite(tiny, tmp_path / "stopped", **{**kw, "log": said.append})
-    assert any("3 finished runs from tuning-runs.jsonl" in m for m in said)
+    assert any("3 finished runs read back (tuning-runs.jsonl)" in m for m in said), said
 
     def cell(folder):
         (row,) = [
