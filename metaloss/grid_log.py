@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -83,8 +84,8 @@ class GridLog:
 
     def scoped(self, key: str) -> GridLog:
         """The log of the grid ``key`` (same file)."""
-        view = object.__new__(GridLog)
-        view.path, view.key, view._values = self.path, key, self._values
+        view = copy.copy(self)  # shares the file's values
+        view.key = key
         return view
 
     def get(self, seed: int, lr: float) -> float | None:

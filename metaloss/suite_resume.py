@@ -162,9 +162,8 @@ class Tunings:
         progress: bool,
         log: Callable[[str], None],
     ) -> None:
-        self.path, self.tune, self.pool, self.progress, self.log = (
-            out / rundir.TUNINGS, tune, pool, progress, log
-        )  # fmt: skip
+        self.path, self.tune, self.pool = out / rundir.TUNINGS, tune, pool
+        self.progress, self.log = progress, log
         self.done = read_tunings(self.path)
         self.runs = GridLog(out / rundir.TUNING_RUNS)
 
