@@ -10,7 +10,8 @@ bit for bit). Runs of a batched grid (one vmapped run per seed over all its lear
 are not logged: a part of a batch would train another batch.
 
 The file is untrusted input: every line is checked, and a bad one is an
-:class:`~metaloss.errors.ArtifactError` naming the file and line. Non-finite metrics (a
+:class:`~metaloss.errors.ArtifactError` naming the file and line, as is a run recorded twice
+with two different values (two processes, or two copied logs, that disagree). Non-finite metrics (a
 diverged regression run) are stored as the strings ``"inf"`` / ``"nan"``.
 
 :func:`run_pairs` runs a grid's (seed, lr) runs: the recorded ones are read back, the others
@@ -53,6 +54,20 @@ def _value(v: float) -> float | str:
     return float(v) if math.isfinite(v) else repr(float(v))
 
 
+def _number(x: Any) -> float | None:
+    """``x`` as a float, or ``None`` when it is no JSON number or too large for one."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        return float(x)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def _read(path: Path) -> dict[tuple[str, int, float], float]:
     out: dict[tuple[str, int, float], float] = {}
     for n, row in enumerate(io.read_jsonl(path), 1):
@@ -62,13 +77,18 @@ def _read(path: Path) -> dict[tuple[str, int, float], float]:
             raise ArtifactError(f"{where}: 'key' must be a string")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ArtifactError(f"{where}: 'seed' must be an integer")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        rate = _number(lr)
+        if rate is None or not 0 < rate < math.inf:
             raise ArtifactError(f"{where}: 'lr' must be a positive number")
-        if isinstance(value, str) and value in _NON_FINITE:
-            value = _NON_FINITE[value]
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        metric = _NON_FINITE.get(value) if isinstance(value, str) else _number(value)
+        if metric is None:
             raise ArtifactError(f"{where}: 'value' must be a number, 'inf' or 'nan'")
-        out[(key, seed, float(lr))] = float(value)
+        before = out.setdefault((key, seed, rate), metric)
+        if not _same(before, metric):  # two processes, or two copied logs, disagree
+            raise ArtifactError(
+                f"{where}: the run (seed {seed}, lr {rate:g}) of this grid was recorded "
+                f"before with another value ({before} vs {metric}); keep one of the two lines"
+            )
     return out
 
 

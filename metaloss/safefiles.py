@@ -115,7 +115,7 @@ def parse_json(text: str | bytes, where: str, error: type[Exception] = ArtifactE
         obj = json.loads(text)
     except RecursionError:
         raise error(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # bad JSON or UTF-8, or an integer of more than 4,300 digits
         raise error(f"{where}: not valid JSON ({exc})") from None
     if json_depth(obj) > MAX_JSON_DEPTH:
         raise error(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")

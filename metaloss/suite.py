@@ -294,7 +294,7 @@ def run_suite(
                 "tune": tune, "tune_seeds": tune_seeds, "learn_on": learn_on,
                 "data_dir": folder,
                 "budgets": json.loads(json.dumps(chosen))}  # fmt: skip
-    started = cells_path.exists() or (out / rundir.TUNINGS).exists()
+    started = any((out / f).exists() for f in (rundir.CELLS, rundir.TUNINGS, rundir.TUNING_RUNS))
     protocols: dict[str, Any] = {}  # task -> its training protocol, as recorded in suite.json
     if started and (out / rundir.SUITE).exists():
         before = io.read_json(out / rundir.SUITE)

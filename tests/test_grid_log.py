@@ -11,7 +11,7 @@ import torch
 
 import metaloss as ml
 import metaloss.training
-from metaloss.errors import ArtifactError
+from metaloss.errors import ArtifactError, ConfigError
 from metaloss.grid_log import GridLog
 from metaloss.tuning import TuneConfig, tune_lr, tune_whole_runs
 
@@ -42,11 +42,27 @@ def test_the_log_round_trips_and_refuses_bad_lines(tmp_path):
         ({"key": "a", "seed": 0.5, "lr": 0.1, "value": 0.1}, "seed"),
         ({"key": "a", "seed": 0, "lr": -1, "value": 0.1}, "lr"),
         ({"key": "a", "seed": 0, "lr": 0.1, "value": "big"}, "value"),
+        ({"key": "a", "seed": 0, "lr": True, "value": 0.1}, "lr"),
+        ({"key": "a", "seed": 0, "lr": 10**400, "value": 0.1}, "lr"),
+        ({"key": "a", "seed": 0, "lr": 0.1, "value": 10**400}, "value"),
     ]:
         other = tmp_path / f"bad-{field}.jsonl"
         other.write_text(json.dumps(bad) + "\n")
         with pytest.raises(ArtifactError, match=rf"bad-{field}.jsonl, line 1: '{field}'"):
             GridLog(other)
+    digits = tmp_path / "digits.jsonl"  # beyond Python's int-parsing limit
+    digits.write_text('{"key": "a", "seed": ' + "9" * 5000 + ', "lr": 0.1, "value": 0.1}\n')
+    with pytest.raises(ArtifactError, match="digits.jsonl, line 1: not valid JSON"):
+        GridLog(digits)
+    twice = tmp_path / "twice.jsonl"  # e.g. two copied logs: the same run, two values
+    row = {"key": "a", "seed": 0, "lr": 0.1, "value": 0.5}
+    twice.write_text(json.dumps(row) + "\n" + json.dumps({**row, "value": 0.9}) + "\n")
+    with pytest.raises(ArtifactError, match=r"twice.jsonl, line 2: the run \(seed 0, lr 0.1\)"):
+        GridLog(twice)
+    for value in (0.5, "nan"):  # the same value twice (a run made twice alike) is kept
+        twice.write_text((json.dumps({**row, "value": value}) + "\n") * 2)
+        got = GridLog(twice).scoped("a").get(0, 0.1)
+        assert got == 0.5 if value == 0.5 else math.isnan(got)
 
 
 def test_a_stopped_serial_grid_resumes_with_the_uninterrupted_values(tmp_path, monkeypatch):
@@ -141,6 +157,10 @@ def test_a_suite_stopped_in_an_online_grid_resumes_run_by_run(tmp_path, monkeypa
     with pytest.raises(Stop):
         run_suite(tiny, tmp_path / "stopped", **kw)
     assert len((tmp_path / "stopped" / "tuning-runs.jsonl").read_text().splitlines()) == 3
+    other = Suite("tiny", tasks=["iris-linear"], methods=["adalfl"], seeds=1,
+                  budgets={"adalfl": {"init_steps": 25, "snapshots": 0}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"other budgets \(adalfl "):  # no mixed grid
+        run_suite(other, tmp_path / "stopped", **kw)
     stop, calls[:], said = False, [], []
     run_suite(tiny, tmp_path / "stopped", **{**kw, "log": said.append})
     assert any("3 finished runs read back (tuning-runs.jsonl)" in m for m in said), said

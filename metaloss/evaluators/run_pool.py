@@ -115,6 +115,10 @@ class RunPool:
                     on_result(index[fut], fitness)
         except BrokenProcessPool:
             return self._fall_back("a worker process died")
+        except BaseException:  # on_result failed, or an interrupt: drop the queued runs
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise
         return out  # type: ignore[return-value]
 
     def _fall_back(self, reason: str) -> None:

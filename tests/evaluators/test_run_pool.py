@@ -105,6 +105,30 @@ def test_val_metric_fitness_reports_a_diverged_run_as_the_serial_grid_does(one_t
     _same_grid(serial, pooled)
 
 
+def test_each_result_is_reported_with_its_own_index_and_a_failed_record_stops_the_pool(
+    one_thread,
+):
+    task = ml.tasks.get("diabetes-mlp")  # a regression: every run ends at its own value
+    mse = Candidate(0, {"kind": "mse"})
+    configs = [task.defaults.with_(steps=s) for s in (3000, 30, 60)]  # the slow one first
+    jobs = [(ValMetricFitness(task, c.steps, 0, c), mse) for c in configs]
+    serial = [f(c).value for f, c in jobs]
+    assert len(set(serial)) == 3  # a mixed-up index would report another job's value
+    seen: list[tuple[int, float]] = []
+    with RunPool(2) as pool:
+        out = pool.run(jobs, on_result=lambda i, f: seen.append((i, f.value)))
+        assert [f.value for f in out] == serial
+        assert sorted(seen) == list(enumerate(serial))  # in the order they ended
+
+        def full_disk(i, f):
+            raise OSError("no space left on device")
+
+        with pytest.raises(OSError, match="no space"):
+            pool.run(jobs, on_result=full_disk)
+        assert pool._pool is None  # the queued runs were dropped with the workers
+        assert [f.value for f in pool.run(jobs)] == serial  # and the pool starts again
+
+
 def test_a_task_the_workers_cannot_rebuild_runs_here_with_a_warning(one_thread):
     task = ml.tasks.get("iris-linear")
     renamed = replace(task, name="my-own-task")  # not in the registry
