@@ -45,11 +45,16 @@ def tasks_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="metaloss tasks")
-    for col in ("name", "model", "description", "data_dir"):
+    table = Table(
+        title="metaloss tasks",
+        caption="default lr: tuned = best for CE / MSE under the fair protocol "
+        "(docs/fair-comparisons.md); not tuned = compare losses with --tune lr",
+    )
+    for col in ("name", "model", "description", "data_dir", "default lr"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["model"], r["description"], r["data_dir"])
+        lr = f"{r['lr']} ({r['lr_status']})" if r["lr"] else ""
+        table.add_row(r["name"], r["model"], r["description"], r["data_dir"], lr)
     console.print(table)
 
 

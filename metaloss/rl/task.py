@@ -156,7 +156,14 @@ def get(name: str) -> RLTask:
 def describe() -> list[dict[str, str]]:
     """One row per RL task, in the shape of :func:`metaloss.tasks.describe`'s rows."""
     return [
-        {"name": n, "model": "policy", "description": get(n).description, "data_dir": "none"}
+        {
+            "name": n,
+            "model": "policy",
+            "description": get(n).description,
+            "data_dir": "none",
+            "lr": "",
+            "lr_status": "",
+        }
         for n in names()
     ]
 

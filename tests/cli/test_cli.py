@@ -27,8 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_tasks_lists_registry():
     out = cli("tasks", "--json")
     assert out.returncode == 0
-    names = {r["name"] for r in json.loads(out.stdout)}
-    assert {"digits-mlp", "mnist-lenet5", "cifar10-resnet18", "uci-mlp", "sine"} <= names
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert {"digits-mlp", "mnist-lenet5", "cifar10-resnet18", "uci-mlp", "sine"} <= set(rows)
+    # which defaults are fair CE baselines (docs/benchmarks.md, "Fair task defaults")
+    assert (rows["mnist-lenet5"]["lr"], rows["mnist-lenet5"]["lr_status"]) == ("0.08", "tuned")
+    assert rows["iris-linear"]["lr_status"] == "tie, kept"
+    assert rows["fashion-lenet5"]["lr_status"] == rows["cifar10-lenet5"]["lr_status"] == "not tuned"
+    assert rows["diabetes-mlp"]["lr"] == "0.000625"
 
 
 def test_train_json(tmp_path):
