@@ -104,12 +104,20 @@ def _is_hand_made(method: str) -> bool:
     return method.split("@")[0] in BASELINES
 
 
+def _is_control(method: str) -> bool:
+    """A learned-step control (``ce-step-ml3``, ``ce-step-adalfl``, ``ce-step-search``)."""
+    return method.split("@")[0].startswith("ce-step-")
+
+
 def _against_best_baseline(
     methods: dict[str, list[dict[str, Any]]], rows: dict[str, dict[str, Any]], base_name: str
 ) -> dict[str, Any]:
-    """Each learned row against the best other hand-made row (Welch, Holm over the learned
-    rows), and whether it beats both that row and ``base_name`` significantly. Empty when
-    the table has no other hand-made row or no learned row."""
+    """Each row that is not hand-made (the learned losses, their tagged variants and the
+    learned-step controls: every comparison the line under the table prints) against the
+    best other hand-made row (Welch, Holm over all of those rows), and which learned losses
+    (not the controls, which are CE with a learned step) beat both that row and
+    ``base_name`` significantly. Empty when the table has no other hand-made row or no
+    learned row."""
     others = [m for m in rows if _is_hand_made(m) and m.split("@")[0] != base_name.split("@")[0]]
     learned = [m for m in rows if not _is_hand_made(m)]
     if not others or not learned:
@@ -118,8 +126,8 @@ def _against_best_baseline(
     best, compared = against_best(values, others, learned)
     for method, vs in compared.items():
         rows[method]["vs_best_baseline"] = vs
-    beats = [m for m, vs in compared.items()
-             if vs["verdict"] == "better" and rows[m]["verdict"] == "better"]  # fmt: skip
+    beats = [m for m, vs in compared.items() if not _is_control(m)
+             and vs["verdict"] == "better" and rows[m]["verdict"] == "better"]  # fmt: skip
     return {"best_baseline": best, "beats_both": beats}
 
 
