@@ -46,6 +46,9 @@ def summary_lines(folders: list[Path]) -> list[dict[str, Any]]:
                 "folder": folder.name,
                 "task": task,
                 "seeds": f"{seeds[0]}-{seeds[-1]}",
+                "n_seeds": len(seeds),
+                "best_baseline_n": rows[best]["n"] if best else None,
+                "best_learned_n": rows[top]["n"] if top else None,
                 "ce": rows.get("ce", {}).get("mean"),
                 "best_baseline": best,
                 "best_baseline_mean": rows[best]["mean"] if best else None,
@@ -62,10 +65,12 @@ def summary_lines(folders: list[Path]) -> list[dict[str, Any]]:
     return lines
 
 
-def _cell(name: str | None, mean: float | None, verdict: str | None = None) -> str:
+def _cell(
+    name: str | None, mean: float | None, verdict: str | None, n: int | None, n_seeds: int
+) -> str:
     if name is None or mean is None:
         return "–"
-    text = f"{name} {mean:.4f}"
+    text = f"{name} {mean:.4f}" + (f" (n {n})" if n is not None and n != n_seeds else "")
     if verdict == "better":
         return f"**{text}**"
     return text + (" (worse)" if verdict == "worse" else "")
@@ -77,8 +82,9 @@ def markdown(lines: list[dict[str, Any]]) -> str:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for ln in lines:
         ce = f"{ln['ce']:.4f}" if ln["ce"] is not None else "–"
-        best = _cell(ln["best_baseline"], ln["best_baseline_mean"], ln["best_baseline_vs_ce"])
-        top = _cell(ln["best_learned"], ln["best_learned_mean"], ln["best_learned_vs_ce"])
+        k = ln["n_seeds"]  # a row with fewer seeds than the table's range says so
+        best = _cell(*(ln[f"best_baseline{x}"] for x in ("", "_mean", "_vs_ce", "_n")), k)
+        top = _cell(*(ln[f"best_learned{x}"] for x in ("", "_mean", "_vs_ce", "_n")), k)
         both = ", ".join(ln["beats_both"]) or "none"
         vs = ln["best_learned_vs_best_baseline"] or "–"
         cols = [ln["folder"], ln["task"], ln["seeds"], ce, best, top, vs, both]
