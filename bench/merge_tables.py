@@ -74,9 +74,9 @@ def merge(
         by_row.setdefault((c["task"], c["method"]), []).append(c)
     for (task, method), cs in by_row.items():
         for field in ROW_FIELDS:
-            seen = {repr(c.get(field)): [] for c in cs}
+            seen: dict[str, list[int]] = {}
             for c in cs:
-                seen[repr(c.get(field))].append(c["seed"])
+                seen.setdefault(repr(c.get(field)), []).append(c["seed"])
             if len(seen) > 1:
                 shown = "; ".join(f"{v} (seeds {s})" for v, s in seen.items())
                 raise MergeError(

@@ -19,13 +19,13 @@ from typing import Any
 
 from metaloss import io
 from metaloss.suite import summarise
-from metaloss.suite_table import BASELINES
+from metaloss.suite_table import BASELINES, is_control
 
 SUITES = Path(__file__).resolve().parent / "results" / "suites"
 
 
 def _learned(method: str) -> bool:
-    return "@" not in method and not method.startswith("ce-step") and method not in BASELINES
+    return "@" not in method and not is_control(method) and method not in BASELINES
 
 
 def summary_lines(folders: list[Path]) -> list[dict[str, Any]]:

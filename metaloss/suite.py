@@ -35,12 +35,11 @@ from metaloss.suite_resume import (
     refuse_other_protocol,
     refuse_other_settings,
 )
-from metaloss.suite_table import BASELINES, markdown, summarise
+from metaloss.suite_table import BASELINES, CONTROLS, markdown, summarise
 from metaloss.tasks.registry import OLD_DEFAULT_LR
 from metaloss.tuning import TuneConfig
 
 ONLINE = ("adalfl", "ce-step-adalfl")  # the meta-test run is the method's own online run
-CONTROLS = ("ce-step-ml3", "ce-step-adalfl", "ce-step-search")  # learned-step controls
 
 
 @dataclass

@@ -99,14 +99,17 @@ def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
     return {"tasks": tasks_out}
 
 
+CONTROLS = ("ce-step-ml3", "ce-step-adalfl", "ce-step-search")  # learned-step controls
+
+
 def _is_hand_made(method: str) -> bool:
     """A hand-made row: a baseline loss, possibly tagged (``ce@old-lr``, ``sce@paper``)."""
     return method.split("@")[0] in BASELINES
 
 
-def _is_control(method: str) -> bool:
-    """A learned-step control (``ce-step-ml3``, ``ce-step-adalfl``, ``ce-step-search``)."""
-    return method.split("@")[0].startswith("ce-step-")
+def is_control(method: str) -> bool:
+    """A learned-step control (one of :data:`CONTROLS`, possibly tagged)."""
+    return method.split("@")[0] in CONTROLS
 
 
 def _against_best_baseline(
@@ -126,7 +129,7 @@ def _against_best_baseline(
     best, compared = against_best(values, others, learned)
     for method, vs in compared.items():
         rows[method]["vs_best_baseline"] = vs
-    beats = [m for m, vs in compared.items() if not _is_control(m)
+    beats = [m for m, vs in compared.items() if not is_control(m)
              and vs["verdict"] == "better" and rows[m]["verdict"] == "better"]  # fmt: skip
     return {"best_baseline": best, "beats_both": beats}
 
