@@ -18,6 +18,14 @@ and any method option works, e.g. AdaLFL with a robust meta-objective:
 
     python bench/scale_free_noise.py --suite paper-mnist -t mnist-mlp+noise0.2sym -m adalfl \
         --option meta_objective=sce --seeds 10 -o runs/noisy-mlp20-adalfl-sce
+
+or AdaLFL learning a correction on top of symmetric CE, and its learned-step control (SCE with
+the lr adapted online):
+
+    python bench/scale_free_noise.py --suite paper-mnist -t mnist-mlp+noise0.4sym -m adalfl \
+        -m ce-step-adalfl --option residual=sce --seeds 5 -o runs/noisy-mlp40-adalfl-res-sce
+
+(for the control ``residual=sce`` becomes ``base=sce``: the same loss under the learned scale).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from common import add_suite_args, run_custom_suite
 from metaloss.cli.learn import method_overrides
 from metaloss.errors import ConfigError
 from metaloss.suite import SUITES, Suite
+from metaloss.suite_table import CONTROLS
 
 
 def main() -> None:
@@ -47,8 +56,12 @@ def main() -> None:
         if method == "ce":
             kept.append(method)
             continue
+        pair = args.option
+        if method in CONTROLS and pair.startswith("residual="):
+            pair = "base=" + pair.split("=", 1)[1]  # the control: the same loss, times a scale
+            print(f"{method}: {args.option} is the control's {pair}")
         try:
-            option, _ = method_overrides(method, [args.option])
+            option, _ = method_overrides("ce-step" if method in CONTROLS else method, [pair])
         except ConfigError:
             print(f"{method}: no option {args.option.split('=')[0]!r}; skipped")
             continue

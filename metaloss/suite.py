@@ -170,16 +170,23 @@ def _budget(
 ) -> dict[str, Any]:
     """Method options of a suite budget, with a preset's non-budget options over them; a
     control gets the budget of its method (and no preset: ce-step has none)."""
+    from metaloss.meta.configs import LOSS_FIELDS
+
+    own = chosen.get(method, {})  # a control's own options (e.g. base=sce) come last
+
+    def meta_budget(of: str) -> dict[str, Any]:  # the loss network's options are not the control's
+        return {k: v for k, v in chosen.get(of, {}).items() if k not in LOSS_FIELDS}
+
     if method == "ce-step-ml3":
-        return {"meta": "unrolled", **chosen.get("ml3", {})}
+        return {"meta": "unrolled", **meta_budget("ml3"), **own}
     if method == "ce-step-adalfl":
-        return {"meta": "online", **chosen.get("adalfl", {})}
+        return {"meta": "online", **meta_budget("adalfl"), **own}
     if method == "ce-step-search":  # as many candidates as EvoMAL's budget evaluates
         from metaloss.meta.configs import EvoMALConfig
 
         evo = EvoMALConfig(**chosen.get("evomal", {}))
         n = evo.population * evo.generations
-        return {"meta": "search", "candidates": n, "fitness_steps": evo.fitness_steps}
+        return {"meta": "search", "candidates": n, "fitness_steps": evo.fitness_steps, **own}
     return {**chosen.get(method, {}), **(preset_options or {}).get(method, {})}
 
 

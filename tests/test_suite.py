@@ -109,6 +109,16 @@ def test_default_preset_leaves_the_suite_budget_alone():
     assert merged["population"] == QUICK_BUDGETS["evomal"]["population"] == 12  # suite's budget
 
 
+def test_a_controls_own_options_reach_it_and_the_loss_networks_do_not():
+    from metaloss.suite import _budget
+
+    chosen = {"adalfl": {"init_steps": 5, "residual": "sce"}, "ce-step-adalfl": {"base": "sce"}}
+    assert _budget(chosen, "adalfl") == {"init_steps": 5, "residual": "sce"}
+    assert _budget(chosen, "ce-step-adalfl") == {"meta": "online", "init_steps": 5, "base": "sce"}
+    chosen = {"evomal": {"population": 2, "generations": 3}, "ce-step-search": {"base": "gce"}}
+    assert _budget(chosen, "ce-step-search")["base"] == "gce"
+
+
 def test_a_resumed_suite_reuses_its_shared_tunings(tmp_path, monkeypatch):
     import pytest
 

@@ -317,6 +317,25 @@ def test_ce_step_control_unrolled_learns_only_a_scale():
     assert res.loss.scale != 1.0  # the meta-optimiser moved it
 
 
+def test_ce_step_control_scales_another_base_loss_when_asked():
+    from metaloss.losses.handcrafted import SymmetricCrossEntropyLoss
+
+    task = ml.tasks.get("digits-linear")
+    kw = dict(meta="search", candidates=3, fitness_steps=20)
+    sce, ce = ml.learn("ce-step", task, base="sce", **kw), ml.learn("ce-step", task, **kw)
+    logits, labels = torch.randn(5, 10), torch.tensor([0, 1, 2, 1, 9])
+    expected = sce.loss.scale * SymmetricCrossEntropyLoss()(logits, labels)
+    torch.testing.assert_close(sce.loss(logits, labels), expected)
+    assert sce.config["base"] == "sce" and "base" not in ce.config
+    assert all(r["formula"].endswith(" * sce") for r in sce.hall_of_fame)
+    # the same scales, another loss: other fitness values
+    by_scale = {r["scale"]: r["fitness"] for r in ce.hall_of_fame}
+    assert any(by_scale[r["scale"]] != r["fitness"] for r in sce.hall_of_fame)
+    iris = ml.tasks.get("iris-linear")
+    online = ml.learn("ce-step", iris, meta="online", base="sce", init_steps=2, steps=10)
+    assert online.loss.base_name == "sce" and online.config["base"] == "sce"
+
+
 def test_sanity_check_warns_only_for_a_worse_loss():
     from metaloss.sanity import sanity_check
 

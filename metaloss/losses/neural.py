@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from metaloss.errors import ConfigError
 from metaloss.losses.base import OutputWiseLoss, is_classification, outputwise, register
-from metaloss.losses.handcrafted import task_loss_for
+from metaloss.losses.handcrafted import get_baseline, task_loss_for
 
 
 class SmoothLeakyReLU(nn.Module):
@@ -56,6 +56,9 @@ def _activation(name: str, beta: float, gamma: float) -> nn.Module:
 
 
 INITS = ("torch", "xavier", "kaiming")
+# the residual losses: the task loss, or a hand-made loss that needs no data (the long-tail
+# losses read the training class counts, which a saved loss does not hold)
+RESIDUALS = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
 
 
 @torch.no_grad()
@@ -88,7 +91,10 @@ class NeuralLoss(OutputWiseLoss):
         bias: use biases in the MLP.
         inputs: for classification, ``prob`` (softmax probability and one-hot target) or
             ``logprob`` (log-softmax and one-hot, the ML3 classification variant).
-        residual_ce: weight of an added task loss (cross-entropy / MSE) term, 0 to disable.
+        residual_ce: weight of an added residual loss term, 0 to disable.
+        residual: the residual loss: ``task`` (cross-entropy, MSE for regression) or a
+            hand-made loss by name (one of :data:`RESIDUALS`, default settings), e.g.
+            ``sce`` to learn a correction on top of symmetric cross-entropy.
         extra_dim: number of extra per-sample inputs passed as ``forward(..., extra=...)``
             (e.g. privileged information at meta-train time).
         class_reduction: ``sum`` or ``mean`` over outputs.
@@ -110,6 +116,7 @@ class NeuralLoss(OutputWiseLoss):
         bias: bool = False,
         inputs: str = "prob",
         residual_ce: float = 0.0,
+        residual: str = "task",
         extra_dim: int = 0,
         class_reduction: str = "sum",
         beta: float = 10.0,
@@ -122,6 +129,10 @@ class NeuralLoss(OutputWiseLoss):
             raise ConfigError(f"neural loss output must be 'softplus' or 'none', got {output!r}")
         if inputs not in ("prob", "logprob"):
             raise ConfigError(f"neural loss inputs must be 'prob' or 'logprob', got {inputs!r}")
+        if residual not in RESIDUALS:
+            raise ConfigError(
+                f"neural loss residual must be one of {', '.join(RESIDUALS)}, got {residual!r}"
+            )
         if init not in INITS:
             raise ConfigError(f"neural loss init must be one of {', '.join(INITS)}, got {init!r}")
         if extra_dim < 0 or any(int(h) <= 0 for h in hidden):
@@ -129,6 +140,9 @@ class NeuralLoss(OutputWiseLoss):
         self.hidden = tuple(int(h) for h in hidden)
         self.activation, self.output, self.bias, self.inputs = activation, output, bias, inputs
         self.residual_ce, self.extra_dim = float(residual_ce), int(extra_dim)
+        self.residual = residual
+        # a hand-made residual has no parameters: the state dict is the MLP's alone
+        self.residual_loss = None if residual == "task" else get_baseline(residual)
         self.beta, self.gamma, self.seed = float(beta), float(gamma), int(seed)
         self.init = init
         widths = [2 + self.extra_dim, *self.hidden, 1]
@@ -212,7 +226,8 @@ class NeuralLoss(OutputWiseLoss):
         per_sample = values.sum(-1) if self.class_reduction == "sum" else values.mean(-1)
         out = per_sample.mean()
         if self.residual_ce:
-            out = out + self.residual_ce * task_loss_for(is_classification(y_true))(y_pred, y_true)
+            res = self.residual_loss or task_loss_for(is_classification(y_true))
+            out = out + self.residual_ce * res(y_pred, y_true)
         return out
 
     def config(self) -> dict[str, Any]:
@@ -223,6 +238,9 @@ class NeuralLoss(OutputWiseLoss):
             "bias": self.bias,
             "inputs": self.inputs,
             "residual_ce": self.residual_ce,
+            # only when not the default, so the configs (and run identities) of losses
+            # written before the option existed stay as they were
+            **({"residual": self.residual} if self.residual != "task" else {}),
             "extra_dim": self.extra_dim,
             "class_reduction": self.class_reduction,
             "beta": self.beta,
@@ -233,4 +251,7 @@ class NeuralLoss(OutputWiseLoss):
 
     def describe(self) -> str:
         widths = "-".join(str(w) for w in (2 + self.extra_dim, *self.hidden, 1))
-        return f"MLP {widths} ({self.activation}, output {self.output})"
+        out = f"MLP {widths} ({self.activation}, output {self.output})"
+        if self.residual_ce and self.residual != "task":
+            out += f" + {self.residual_ce:g} * {self.residual}"
+        return out

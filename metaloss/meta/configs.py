@@ -34,6 +34,10 @@ META_OBJECTIVES = (
     "task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1",
     "logit_adjusted", "class_balanced",
 )  # fmt: skip
+# option residual of the neural losses (metaloss.losses.neural.RESIDUALS)
+RESIDUALS = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
+_RES_HELP = ("loss of the residual term: the task loss or a hand-made one, e.g. sce to learn "
+             "a correction on top of symmetric cross-entropy")  # fmt: skip
 # option normalize (metaloss.losses.normalized.NORMALIZE) and its help; scale-free options
 NORMALIZE = ("none", "init", "running")
 _NORM_HELP = ("rescale the learned loss to cross-entropy's gradient norm: at initialisation "
@@ -54,7 +58,7 @@ _LRS_HELP = ("fitness = best validation metric over these multiples of the fitne
              "learning rate, trained as one batched population (empty: off)")  # fmt: skip
 # the NeuralLoss fields of ML3 / AdaLFL (the rest of their configs is meta-training)
 LOSS_FIELDS = ("hidden", "activation", "output", "bias", "inputs", "residual_ce",
-               "class_reduction", "beta", "gamma", "init")  # fmt: skip
+               "residual", "class_reduction", "beta", "gamma", "init")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class ML3MethodConfig(MethodConfig):
     output: str = opt("softplus", "output activation", choices=("softplus", "none"))
     bias: bool = opt(False, "biases in the loss network")
     inputs: str = opt("prob", "prediction input", choices=("prob", "logprob"))
-    residual_ce: float = opt(0.0, "weight of the task loss added to the learned loss", ge=0)
+    residual_ce: float = opt(0.0, "weight of the residual loss added to the learned loss", ge=0)
+    residual: str = opt("task", _RES_HELP, choices=RESIDUALS)
     class_reduction: str = opt("sum", "reduction over classes", choices=("sum", "mean"))
     beta: float = opt(10.0, "smooth_leaky_relu sharpness", gt=0)
     gamma: float = opt(0.01, "smooth_leaky_relu negative slope")
@@ -175,7 +180,8 @@ class AdaLFLMethodConfig(MethodConfig):
     output: str = opt("none", "output activation", choices=("softplus", "none"))
     bias: bool = opt(True, "biases in the loss network")
     inputs: str = opt("prob", "prediction input", choices=("prob", "logprob"))
-    residual_ce: float = opt(1.0, "weight of the task loss added (0: the paper's form)", ge=0)
+    residual_ce: float = opt(1.0, "weight of the residual loss added (0: the paper's form)", ge=0)
+    residual: str = opt("task", _RES_HELP, choices=RESIDUALS)
     class_reduction: str = opt("mean", "reduction over classes", choices=("sum", "mean"))
     beta: float = opt(10.0, "smooth_leaky_relu sharpness", gt=0)
     gamma: float = opt(0.01, "smooth_leaky_relu negative slope")

@@ -13,6 +13,8 @@ from metaloss.errors import ConfigError
 from metaloss.meta.config import MethodConfig, opt
 
 _UNROLLED, _ONLINE, _BOTH = "unrolled", "online", "unrolled,online"
+# option base: metaloss.losses.neural.RESIDUALS (no torch import here)
+BASES = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class CEStepConfig(MethodConfig):
 
     meta: str = opt("search", "meta-optimiser of the scale", choices=("search", "unrolled",
                     "online"))  # fmt: skip
+    base: str = opt("task", "the loss the scale multiplies: the task loss or a hand-made one "
+                    "(the control of a learned loss with that residual)",
+                    choices=BASES)  # fmt: skip
     candidates: int = opt(24, "scales tried, log-spaced (search)", ge=1, group="search")
     min_scale: float = opt(0.125, "smallest scale (search)", gt=0, group="search")
     max_scale: float = opt(64.0, "largest scale (search)", gt=0, group="search")

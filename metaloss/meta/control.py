@@ -82,19 +82,24 @@ def learn_ce_step(
     if meta == "unrolled":
         from metaloss.meta.unrolled import learn_ml3
 
-        res = learn_ml3(task, seed=seed, progress=progress, loss=ScaledLoss(), run_dir=run_dir,
+        res = learn_ml3(task, seed=seed, progress=progress, loss=_scaled(cfg), run_dir=run_dir,
                         **options)  # fmt: skip
     elif meta == "online":
         from metaloss.meta.online import learn_adalfl
 
-        res = learn_adalfl(task, seed=seed, progress=progress, loss=ScaledLoss(), run_dir=run_dir,
-                           **options)  # fmt: skip
+        res = learn_adalfl(task, seed=seed, progress=progress, loss=_scaled(cfg),
+                           run_dir=run_dir, **options)  # fmt: skip
     else:
         res = _search(task, seed, cfg, evaluator, evaluator_options)
     res.method = "ce-step"
-    res.config = {**res.config, "meta": meta}
+    res.config = {**res.config, "meta": meta, **({"base": cfg.base} if cfg.base != "task" else {})}
     res.info = {**res.info, "scale": res.loss.scale}
     return res
+
+
+def _scaled(cfg: CEStepConfig, scale: float = 1.0) -> ScaledLoss:
+    """The control's loss: the task loss (or ``cfg.base``) times a learnable scale."""
+    return ScaledLoss(scale=scale) if cfg.base == "task" else ScaledLoss(cfg.base, scale=scale)
 
 
 def _search(
@@ -110,11 +115,12 @@ def _search(
 
     candidates, min_scale, max_scale = cfg.candidates, cfg.min_scale, cfg.max_scale
     fitness_steps = cfg.fitness_steps
+    base = _scaled(cfg).base_name
     start = time.perf_counter()
     scales = np.geomspace(min_scale, max_scale, candidates).tolist()
     fitness = TrainFitness(task, steps=fitness_steps, seed=search_seed(seed, "fitness"))
     ev = build_evaluator(evaluator, fitness, evaluator_options, "ce-step")
-    cands = [Candidate.from_loss(i, ScaledLoss(scale=s)) for i, s in enumerate(scales)]
+    cands = [Candidate.from_loss(i, _scaled(cfg, s)) for i, s in enumerate(scales)]
     try:
         fits = ev.evaluate(cands)
     finally:  # an evaluator chosen by "auto" belongs to this run: stop its workers
@@ -126,8 +132,7 @@ def _search(
     best_value, best_scale = min(ok)  # ties -> the smaller scale
     hof = sorted(
         (
-            {"fitness": f.value if f.ok else None, "formula": f"{s:.4g} * cross_entropy",
-             "scale": s}
+            {"fitness": f.value if f.ok else None, "formula": f"{s:.4g} * {base}", "scale": s}
             for f, s in zip(fits, scales)
         ),
         key=lambda r: math.inf if r["fitness"] is None else r["fitness"],
@@ -135,7 +140,7 @@ def _search(
     return LearnResult(
         method="ce-step",
         task=task.name,
-        loss=ScaledLoss(scale=best_scale),
+        loss=_scaled(cfg, best_scale),
         seconds=time.perf_counter() - start,
         history=[{"scale": s, "fitness": f.value if f.ok else None} for f, s in zip(fits, scales)],
         config={
@@ -143,6 +148,7 @@ def _search(
             "min_scale": min_scale,
             "max_scale": max_scale,
             "fitness_steps": fitness_steps,
+            **({"base": cfg.base} if cfg.base != "task" else {}),
             "evaluator": evaluator_name(evaluator),
             "seed": seed,
         },  # fmt: skip

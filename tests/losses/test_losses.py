@@ -95,6 +95,28 @@ def test_neural_loss_extra_inputs_and_residual():
         loss(logits, labels)
 
 
+def test_a_hand_made_residual_is_added_and_saved_without_changing_the_weights(tmp_path):
+    from metaloss.io import load, save_loss
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    loss = NeuralLoss.adalfl(residual="sce", seed=3)
+    net = NeuralLoss.adalfl(residual_ce=0.0, seed=3)
+    assert list(loss.state_dict()) == list(net.state_dict())  # SCE adds no parameters
+    # SCE by hand (alpha 0.1, beta 1, log 0 = -4): 0.1 * -log p_y + 4 * (1 - p_y)
+    p_y = torch.softmax(logits, -1).gather(1, labels[:, None]).squeeze(1)
+    sce = (0.1 * -p_y.log() + 4 * (1 - p_y)).mean()
+    torch.testing.assert_close(loss(logits, labels), net(logits, labels) + sce)
+    assert loss.describe().endswith("+ 1 * sce")
+    # the default leaves the config as it was before the option (run identities unchanged)
+    assert "residual" not in NeuralLoss.adalfl().config()
+    loaded = load(save_loss(tmp_path / "run", loss))
+    assert loaded.config()["residual"] == "sce"
+    torch.testing.assert_close(loaded(logits, labels), loss(logits, labels))
+    with pytest.raises(ConfigError, match="residual must be one of"):
+        NeuralLoss(residual="logit_adjusted")  # needs the training class counts
+
+
 def test_smooth_leaky_relu_formula():
     act = SmoothLeakyReLU(beta=2.0, gamma=0.1)
     x = torch.linspace(-3, 3, 7)

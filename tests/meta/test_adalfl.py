@@ -335,3 +335,18 @@ def test_meta_objectives_are_the_hand_made_baselines():
     from metaloss.meta.configs import META_OBJECTIVES
 
     assert set(META_OBJECTIVES) == {"task"} | (set(BASELINES) - {"cross_entropy"})
+
+
+def test_residual_choices_are_the_losses_a_saved_loss_can_rebuild():
+    from metaloss.losses.handcrafted import BASELINES
+    from metaloss.losses.neural import RESIDUALS
+    from metaloss.meta.configs import RESIDUALS as CONFIG_RESIDUALS
+    from metaloss.meta.configs_control import BASES
+
+    assert RESIDUALS == CONFIG_RESIDUALS == BASES
+    # every hand-made loss but the long-tail ones, which read the training class counts
+    needs_counts = {k for k, c in BASELINES.items() if getattr(c, "needs_class_counts", False)}
+    assert needs_counts == {"logit_adjusted", "class_balanced"}
+    assert set(RESIDUALS) == {"task"} | (set(BASELINES) - {"cross_entropy"} - needs_counts)
+    res = ml.learn("adalfl", ml.tasks.get("iris-linear"), preset="fast", residual="gce")
+    assert res.loss.config()["residual"] == "gce"  # the loss records its own options
