@@ -55,6 +55,8 @@ def add_suite_args(ap: Any) -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--threads", default="1", help="torch threads (1: side by side with others)")
+    ap.add_argument("--tune-workers", type=int, default=1, help="processes for the lr grids")
+    ap.add_argument("--reuse-tunings", default=None, help="a bench folder's recorded tunings")
 
 
 def run_custom_suite(suite: Any, args: Any) -> None:
@@ -63,4 +65,12 @@ def run_custom_suite(suite: Any, args: Any) -> None:
     from metaloss.threads import set_threads
 
     set_threads(int(args.threads) if args.threads.isdigit() else args.threads)
-    run_suite(suite, args.out, seeds=args.seeds, first_seed=args.first_seed, progress=True)
+    run_suite(
+        suite,
+        args.out,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
+        progress=True,
+        tune_workers=args.tune_workers,
+        reuse_tunings=args.reuse_tunings,
+    )
