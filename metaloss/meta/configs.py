@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from metaloss.errors import ConfigError
 from metaloss.meta.config import MethodConfig, opt
-from metaloss.meta.configs_control import CEStepConfig
+from metaloss.meta.configs_control import BASES, CEStepConfig
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "softplus", "leaky_relu", "smooth_leaky_relu")
 INITS = ("torch", "xavier", "kaiming")  # metaloss.losses.neural.INITS (no torch import here)
@@ -34,8 +34,8 @@ META_OBJECTIVES = (
     "task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1",
     "logit_adjusted", "class_balanced",
 )  # fmt: skip
-# option residual of the neural losses (metaloss.losses.neural.RESIDUALS)
-RESIDUALS = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
+# option residual of the neural losses (metaloss.losses.neural.RESIDUALS): ce-step's bases
+RESIDUALS = BASES
 _RES_HELP = ("loss of the residual term: the task loss or a hand-made one, e.g. sce to learn "
              "a correction on top of symmetric cross-entropy")  # fmt: skip
 # option normalize (metaloss.losses.normalized.NORMALIZE) and its help; scale-free options
