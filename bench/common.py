@@ -61,16 +61,21 @@ def add_suite_args(ap: Any) -> None:
 
 def run_custom_suite(suite: Any, args: Any) -> None:
     """``run_suite`` under the options of :func:`add_suite_args`, with progress bars."""
+    from metaloss.errors import ArtifactError, ConfigError
     from metaloss.suite import run_suite
     from metaloss.threads import set_threads
 
     set_threads(int(args.threads) if args.threads.isdigit() else args.threads)
-    run_suite(
-        suite,
-        args.out,
-        seeds=args.seeds,
-        first_seed=args.first_seed,
-        progress=True,
-        tune_workers=args.tune_workers,
-        reuse_tunings=args.reuse_tunings,
-    )
+    try:
+        run_suite(
+            suite,
+            args.out,
+            seeds=args.seeds,
+            first_seed=args.first_seed,
+            progress=True,
+            tune_workers=args.tune_workers,
+            reuse_tunings=args.reuse_tunings,
+        )
+    except (ConfigError, ArtifactError) as exc:  # one line, as the CLI does (exit status 2)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

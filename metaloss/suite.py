@@ -29,6 +29,7 @@ from metaloss import io, rundir
 from metaloss.errors import ConfigError
 from metaloss.suite_resume import (
     Tunings,
+    canonical,
     code_version,
     context_key,
     loss_digest,
@@ -190,6 +191,19 @@ def _budget(
     return {**chosen.get(method, {}), **(preset_options or {}).get(method, {})}
 
 
+def _row_options(record: Any, method: str) -> str | None:
+    """The options a recorded suite (its ``suite.json``) ran ``method``'s row with, as
+    :func:`_canonical` text; None when the record cannot say."""
+    if not isinstance(record, dict) or not isinstance(record.get("budgets"), dict):
+        return None
+    presets = record.get("preset_options")
+    try:
+        return canonical(_budget(record["budgets"], method, presets if isinstance(presets, dict)
+                                  else {}))  # fmt: skip
+    except (ConfigError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def _cell_preset(method: str, preset_options: dict[str, dict[str, Any]], preset: str) -> Any:
     """What a cell records as its preset: None for a hand-made loss, else the preset its
     method ran with (``default`` where the method has no such preset)."""
@@ -343,10 +357,21 @@ def run_suite(
     # finished tunings and grid runs, reused by a resume only under the same context
     tunings = Tunings(out, tune_config, pool, progress, log)
     if reuse_tunings is not None:
-        source_path, n_reused = tunings.reuse(reuse_tunings)
+
+        def same_options(record: Any, method: str) -> bool:
+            if method in BASELINES or method == "ce@old-lr":  # a hand-made loss: no options
+                return True
+            return _row_options(record, method) == canonical(
+                _budget(chosen, method, preset_options)
+            )
+
+        source_path, n_reused, skipped = tunings.reuse(reuse_tunings, same_options)
         suite_record["reused_tunings_from"] = str(source_path)
         io.write_json(out / rundir.SUITE, suite_record)
         log(f"reused {n_reused} tunings from {source_path}")
+        if skipped:
+            shown = ", ".join(skipped)
+            log(f"not reused (run there with other options, or no suite.json): {shown}")
 
     for task_name in task_names:
         task = ml.tasks.get(task_name, data_dir=data_dir, device=device)

@@ -108,6 +108,11 @@ def refuse_other_protocol(out: Path, task: str, recorded: Any, now: dict[str, An
 _CONTEXT = ("steps", "budget", "preset", "tune", "data_dir", "train", "tune_pool")
 
 
+def canonical(options: Any) -> str:
+    """Options as canonical JSON text (tuples and lists alike, keys sorted)."""
+    return json.dumps(json.loads(json.dumps(options)), sort_keys=True)
+
+
 def context_key(context: dict[str, Any]) -> str:
     """A canonical JSON text of the context fields (as they read back from a file)."""
     return json.dumps({k: context.get(k) for k in _CONTEXT}, sort_keys=True)
@@ -190,14 +195,33 @@ class Tunings:
         row = dict(zip(("task", "method", "seed", "loss"), key[:-1]))
         io.append_jsonl(self.path, [{**row, **json.loads(key[-1]), "tuning": tuning.to_dict()}])
 
-    def reuse(self, source: str | Path) -> tuple[Path, int]:
+    def reuse(
+        self, source: str | Path, same_options: Callable[[Any, str], bool]
+    ) -> tuple[Path, int, list[str]]:
         """Copy in the tunings of another bench folder (or its ``tunings.jsonl``) that this
-        one lacks; returns the file read and how many were copied."""
+        one lacks; returns the file read, how many were copied and the methods whose tunings
+        were left out.
+
+        A tuning shared by a row's cells (an online method's, a hand-made loss's) is keyed
+        by task and method, not by the method's options, so it is copied only where
+        ``same_options(source_suite_record, method)`` says the source ran that row with the
+        same options (the record is the source folder's ``suite.json``, None without one).
+        A per-seed tuning is keyed by its learned loss's digest and always fits.
+        """
         path = Path(source)
         path = path / rundir.TUNINGS if path.is_dir() else path
         if not path.is_file():
             raise ConfigError(f"bench --reuse-tunings {source}: no {rundir.TUNINGS} there")
-        new = {k: t for k, t in read_tunings(path).items() if k not in self.done}
+        record_path = path.parent / rundir.SUITE
+        record = io.read_json(record_path) if record_path.is_file() else None
+        new, skipped = {}, set()
+        for k, t in read_tunings(path).items():
+            if k in self.done:
+                continue
+            if len(k) == 3 and not same_options(record, k[1]):
+                skipped.add(k[1])
+                continue
+            new[k] = t
         for k, t in new.items():
             self.add(k, t)
-        return path.resolve(), len(new)
+        return path.resolve(), len(new), sorted(skipped)

@@ -191,6 +191,28 @@ def test_a_replication_on_new_seeds_reuses_another_folders_tunings(tmp_path, mon
         run_suite("quick", tmp_path / "d", seeds=1, reuse_tunings=tmp_path / "nowhere", **kw)
 
 
+def test_a_rows_tuning_is_reused_only_from_a_run_of_the_same_options(tmp_path):
+    """An online row's tuning is keyed by task and method: reusing it for a row run with
+    other options (here the control of an SCE residual) would give it another row's lr."""
+    from metaloss.suite import Suite
+
+    logs: list[str] = []
+    kw = dict(seeds=1, steps=10, log=logs.append)
+    plain = {"adalfl": {"init_steps": 2}}
+    sce = {**plain, "ce-step-adalfl": {"base": "sce"}}
+    rows = dict(tasks=["iris-linear"], methods=["ce", "ce-step-adalfl"])
+    run_suite(Suite("quick", budgets=plain, **rows), tmp_path / "a", **kw)
+    run_suite(Suite("quick", budgets=sce, **rows), tmp_path / "b", reuse_tunings=tmp_path / "a",
+              **kw)  # fmt: skip
+    assert "not reused (run there with other options, or no suite.json): ce-step-adalfl" in logs
+    run_suite(Suite("quick", budgets=plain, **rows), tmp_path / "c", reuse_tunings=tmp_path / "a",
+              **kw)  # fmt: skip
+    tuned = {d: {c["method"]: c["tuning"] for c in _cells(tmp_path / d)} for d in "abc"}
+    assert tuned["c"] == tuned["a"]  # the same options: both rows reused
+    assert tuned["b"]["ce"] == tuned["a"]["ce"]  # a hand-made row always fits
+    assert tuned["b"]["ce-step-adalfl"] != tuned["a"]["ce-step-adalfl"]  # tuned again
+
+
 def test_a_resume_under_other_settings_is_refused_naming_the_option(tmp_path):
     import pytest
 

@@ -334,6 +334,15 @@ def test_ce_step_control_scales_another_base_loss_when_asked():
     iris = ml.tasks.get("iris-linear")
     online = ml.learn("ce-step", iris, meta="online", base="sce", init_steps=2, steps=10)
     assert online.loss.base_name == "sce" and online.config["base"] == "sce"
+    unrolled = ml.learn("ce-step", iris, meta="unrolled", base="gce", meta_steps=2)
+    assert unrolled.loss.base_name == "gce" and unrolled.config["base"] == "gce"
+    # a loss that needs class labels is refused on a regression task before any training
+    sine = ml.tasks.get("sine")
+    with pytest.raises(ConfigError, match="ce-step: base 'gce' needs a classification task"):
+        ml.learn("ce-step", sine, meta="search", base="gce", candidates=2, fitness_steps=5)
+    with pytest.raises(ConfigError, match="residual 'sce' needs a classification task"):
+        ml.learn("adalfl", sine, preset="fast", residual="sce")
+    ml.learn("ml3", sine, meta_steps=1, residual="mae", residual_ce=1.0)  # MAE works there
 
 
 def test_sanity_check_warns_only_for_a_worse_loss():

@@ -56,6 +56,8 @@ def _activation(name: str, beta: float, gamma: float) -> nn.Module:
 
 
 INITS = ("torch", "xavier", "kaiming")
+#: the residual / base losses that also work on a regression task (the rest need class labels)
+REGRESSION_RESIDUALS = ("task", "ce", "mse", "mae")
 # the residual losses: the task loss, or a hand-made loss that needs no data (the long-tail
 # losses read the training class counts, which a saved loss does not hold)
 RESIDUALS = ("task", "ce", "mse", "focal", "label_smoothing", "mae", "gce", "sce", "poly1")
@@ -132,6 +134,11 @@ class NeuralLoss(OutputWiseLoss):
         if residual not in RESIDUALS:
             raise ConfigError(
                 f"neural loss residual must be one of {', '.join(RESIDUALS)}, got {residual!r}"
+            )
+        if residual != "task" and not residual_ce:
+            raise ConfigError(
+                f"neural loss residual={residual} needs residual_ce > 0 (its weight; 0 leaves "
+                "the residual out)"
             )
         if init not in INITS:
             raise ConfigError(f"neural loss init must be one of {', '.join(INITS)}, got {init!r}")
@@ -249,9 +256,29 @@ class NeuralLoss(OutputWiseLoss):
             "init": self.init,
         }
 
+    def check_task(self, task: Any) -> None:
+        """Refuse, before any training, a residual that needs class labels on a regression
+        task (e.g. ``residual=sce`` on ``sine``)."""
+        check_residual(self.residual if self.residual_ce else "task", task, "residual")
+
     def describe(self) -> str:
         widths = "-".join(str(w) for w in (2 + self.extra_dim, *self.hidden, 1))
         out = f"MLP {widths} ({self.activation}, output {self.output})"
         if self.residual_ce and self.residual != "task":
             out += f" + {self.residual_ce:g} * {self.residual}"
         return out
+
+
+def check_residual(name: str, task: Any, option: str) -> None:
+    """A ConfigError naming ``option`` when the hand-made loss ``name`` needs class labels and
+    ``task`` is a regression task.
+
+    Example:
+        >>> import metaloss as ml
+        >>> check_residual("mae", ml.tasks.get("sine"), "residual")  # fine: no error
+    """
+    if not getattr(task, "classification", True) and name not in REGRESSION_RESIDUALS:
+        raise ConfigError(
+            f"{option} {name!r} needs a classification task; {task.name} is a regression task "
+            f"(use {', '.join(REGRESSION_RESIDUALS)})"
+        )

@@ -40,6 +40,16 @@ class ScaledLoss(Loss):
 
         if not (isinstance(scale, int | float) and scale > 0 and math.isfinite(scale)):
             raise ConfigError(f"scaled loss: scale must be positive and finite, got {scale!r}")
+        if isinstance(base, str):
+            from metaloss.losses.neural import RESIDUALS
+
+            if base not in {"cross_entropy", *RESIDUALS} - {"task"}:
+                raise ConfigError(
+                    f"scaled loss: base must be one of cross_entropy, "
+                    f"{', '.join(r for r in RESIDUALS if r != 'task')}; got {base!r}"
+                )
+        elif not isinstance(base, Loss):
+            raise ConfigError(f"scaled loss: base must be a hand-made loss's name, got {base!r}")
         self.base = get_baseline(base) if isinstance(base, str) else base
         self.base_name = self.base.kind
         self.init_scale = float(scale)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from metaloss.errors import ConfigError
+from metaloss.losses.neural import check_residual
 from metaloss.losses.scaled import ScaledLoss
 from metaloss.meta.config import EvaluatorSpec, build_evaluator, evaluator_name
 from metaloss.meta.configs import CEStepConfig
@@ -76,6 +77,7 @@ def learn_ce_step(
         ('unrolled', 'scaled')
     """
     cfg = CEStepConfig.resolve(config, overrides)
+    check_residual(cfg.base, task, "ce-step: base")
     meta, options = cfg.meta, cfg.mode_options()
     if meta != "search" and (evaluator not in ("serial", "auto") or evaluator_options):
         raise ConfigError(f"ce-step: evaluator applies to meta=search, not meta={meta}")

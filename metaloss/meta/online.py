@@ -381,6 +381,8 @@ def learn_adalfl(
     init_lr = method_cfg.init_lr
     if loss is None:
         loss = NeuralLoss(**method_cfg.loss_options(), seed=seed)
+    if isinstance(loss, NeuralLoss):  # a residual that needs labels, on a regression task
+        loss.check_task(task)
     start = time.perf_counter()
     init_hist: list[dict[str, float]] = []
     resuming = run_dir is not None and (Path(run_dir) / rundir.CHECKPOINT).exists()

@@ -433,6 +433,8 @@ def learn_ml3(
     loss_given = loss is not None
     if loss is None:
         loss = NeuralLoss(**method_cfg.loss_options(), seed=seed)
+    if isinstance(loss, NeuralLoss):  # a residual that needs labels, on a regression task
+        loss.check_task(task)
     rate = LearnedLR(cfg.inner_lr or task.defaults.lr) if cfg.learn_lr else None
     start = time.perf_counter()
     history = meta_train(

@@ -115,6 +115,13 @@ def test_a_hand_made_residual_is_added_and_saved_without_changing_the_weights(tm
     torch.testing.assert_close(loaded(logits, labels), loss(logits, labels))
     with pytest.raises(ConfigError, match="residual must be one of"):
         NeuralLoss(residual="logit_adjusted")  # needs the training class counts
+    with pytest.raises(ConfigError, match="residual=sce needs residual_ce > 0"):
+        NeuralLoss.ml3(residual="sce")  # ML3's residual weight is 0: sce would be ignored
+    from metaloss.losses.scaled import ScaledLoss
+
+    for bad in (5, None, ["sce"], "logit_adjusted", "task"):
+        with pytest.raises(ConfigError, match="scaled loss: base must be"):
+            ScaledLoss(bad)
 
 
 def test_smooth_leaky_relu_formula():
