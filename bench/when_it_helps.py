@@ -1,8 +1,8 @@
-"""One line per noisy / imbalanced table (transfer ones included): tuned CE, the best tuned
-hand-made loss, the best learned loss, and whether any learned loss beats both (the README's
-"When does a learned loss help?" table, rebuilt from the stored cells).
+"""One line per noisy / imbalanced / little-data table (transfer ones included): tuned CE, the
+best tuned hand-made loss, the best learned loss, and whether any learned loss beats both (the
+README's "When does a learned loss help?" table, rebuilt from the stored cells).
 
-    python bench/when_it_helps.py       # every bench/results/suites/noisy-* and transfer*
+    python bench/when_it_helps.py       # every bench/results/suites/noisy-*, little-* and transfer*
     python bench/when_it_helps.py FOLDER ... --json out.json   # default: bench/results/
 
 Learned rows are the meta-learned losses; the learned-step controls (``ce-step-*``) and tagged
@@ -99,7 +99,9 @@ def main() -> None:
                     help="write the lines as JSON here")  # fmt: skip
     args = ap.parse_args()
     folders = args.folders or sorted(
-        p for p in SUITES.iterdir() if p.name.startswith(("noisy-", "transfer")) and p.is_dir()
+        p
+        for p in SUITES.iterdir()
+        if p.name.startswith(("noisy-", "transfer", "little-")) and p.is_dir()
     )
     lines = summary_lines([f for f in folders if (f / "cells.jsonl").exists()])
     print(markdown(lines))
