@@ -26,6 +26,8 @@ the lr adapted online):
         -m ce-step-adalfl --option residual=sce --seeds 5 -o runs/noisy-mlp40-adalfl-res-sce
 
 (for the control ``residual=sce`` becomes ``base=sce``: the same loss under the learned scale).
+``--option`` repeats: ``--option residual=sce --option residual_ce=1`` puts SCE under ML³'s
+network too (ML³'s residual weight is 0 by default); each method takes the options it has.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-t", "--task", default="digits-mlp+noise0.4sym")
     ap.add_argument("-m", "--method", action="append", default=None)
-    ap.add_argument("--option", required=True, help="KEY=VALUE added to each method's budget")
+    ap.add_argument("--option", required=True, action="append",
+                    help="KEY=VALUE added to each method's budget (repeat for several; a "
+                    "method takes those it has, and is skipped when it has none)")  # fmt: skip
     ap.add_argument("--suite", default="quick", choices=sorted(SUITES), help="budgets from")
     add_suite_args(ap)
     args = ap.parse_args()
@@ -56,19 +60,25 @@ def main() -> None:
         if method == "ce":
             kept.append(method)
             continue
-        pair = args.option
-        if method in CONTROLS and pair.startswith("residual="):
-            pair = "base=" + pair.split("=", 1)[1]  # the control: the same loss, times a scale
-            print(f"{method}: {args.option} is the control's {pair}")
-        try:
-            option, _ = method_overrides("ce-step" if method in CONTROLS else method, [pair])
-        except ConfigError:
-            print(f"{method}: no option {args.option.split('=')[0]!r}; skipped")
+        taken = {}
+        for given in args.option:
+            pair = given
+            if method in CONTROLS and pair.startswith("residual="):
+                pair = "base=" + pair.split("=", 1)[1]  # the control: the same loss, scaled
+                print(f"{method}: {given} is the control's {pair}")
+            try:
+                option, _ = method_overrides("ce-step" if method in CONTROLS else method, [pair])
+            except ConfigError:
+                print(f"{method}: no option {given.split('=')[0]!r}; not applied")
+                continue
+            taken.update(option)
+        if not taken:
+            print(f"{method}: none of the options applies; skipped")
             continue
-        budgets[method] = {**budgets.get(method, {}), **option}
+        budgets[method] = {**budgets.get(method, {}), **taken}
         kept.append(method)
-    # the option is in the suite's name (and its budgets, which run_suite checks on resume)
-    name = f"{args.suite}+{args.option}"
+    # the options are in the suite's name (and its budgets, which run_suite checks on resume)
+    name = "+".join([args.suite, *args.option])
     suite = Suite(name, tasks=[args.task], methods=kept, budgets=budgets)
     run_custom_suite(suite, args)
     shown = {m: budgets[m] for m in kept if m in budgets}
