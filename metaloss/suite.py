@@ -193,7 +193,7 @@ def _budget(
 
 def _row_options(record: Any, method: str) -> str | None:
     """The options a recorded suite (its ``suite.json``) ran ``method``'s row with, as
-    :func:`_canonical` text; None when the record cannot say."""
+    :func:`~metaloss.suite_resume.canonical` text; None when the record cannot say."""
     if not isinstance(record, dict) or not isinstance(record.get("budgets"), dict):
         return None
     presets = record.get("preset_options")

@@ -150,7 +150,6 @@ def _search(
             "min_scale": min_scale,
             "max_scale": max_scale,
             "fitness_steps": fitness_steps,
-            **({"base": cfg.base} if cfg.base != "task" else {}),
             "evaluator": evaluator_name(evaluator),
             "seed": seed,
         },  # fmt: skip
