@@ -19,7 +19,7 @@ from typing import Any
 
 from metaloss import io
 from metaloss.suite import summarise
-from metaloss.suite_table import BASELINES, is_control
+from metaloss.suite_table import BASELINES, is_control, other_hand_made
 
 SUITES = Path(__file__).resolve().parent / "results" / "suites"
 
@@ -40,8 +40,8 @@ def summary_lines(folders: list[Path]) -> list[dict[str, Any]]:
             rows = block["rows"]
             seeds = sorted({c["seed"] for c in cells if c["task"] == task})
             best = block.get("best_baseline")
-            if best is None:  # no learned row: the table's rule names none, so pick it here
-                hand = [m for m in rows if m in BASELINES and m not in ("ce", "mse")]
+            if best is None:  # no learned row: the table names none; the same candidates
+                hand = other_hand_made(rows, block["baseline"])
                 best = min(hand, key=lambda m: rows[m]["mean"]) if hand else None
             learned = [m for m in rows if _learned(m)]
             top = min(learned, key=lambda m: rows[m]["mean"]) if learned else None

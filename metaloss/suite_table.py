@@ -13,6 +13,7 @@ Re-exported by :mod:`metaloss.suite` (``summarise``, ``markdown``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,17 @@ def _is_hand_made(method: str) -> bool:
     return method.split("@")[0] in BASELINES
 
 
+def other_hand_made(rows: Iterable[str], base_name: str) -> list[str]:
+    """The hand-made rows other than the reference ``base_name`` (and its tagged variants):
+    the candidates for a table's best hand-made baseline.
+
+    >>> other_hand_made(["ce", "ce@old-lr", "sce", "adalfl"], "ce")
+    ['sce']
+    """
+    base = base_name.split("@")[0]
+    return [m for m in rows if _is_hand_made(m) and m.split("@")[0] != base]
+
+
 def is_control(method: str) -> bool:
     """A learned-step control (one of :data:`CONTROLS`, possibly tagged)."""
     return method.split("@")[0] in CONTROLS
@@ -121,7 +133,7 @@ def _against_best_baseline(
     (not the controls, which are CE with a learned step) beat both that row and
     ``base_name`` significantly. Empty when the table has no other hand-made row or no
     learned row."""
-    others = [m for m in rows if _is_hand_made(m) and m.split("@")[0] != base_name.split("@")[0]]
+    others = other_hand_made(rows, base_name)
     learned = [m for m in rows if not _is_hand_made(m)]
     if not others or not learned:
         return {}
