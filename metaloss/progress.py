@@ -21,6 +21,9 @@ def progress_bar(
 ) -> Iterator[Callable[..., None]]:
     """Yield ``advance(n=1, **fields)``; shows a rich bar when ``enabled``.
 
+    ``total`` may be an estimate (an lr grid widens at an edge): when more work is done than
+    it said, the bar's total grows with the count, so the bar never reads e.g. 20/18.
+
     Example:
         >>> with progress_bar(3, "demo", enabled=False) as advance:
         ...     for _ in range(3):
@@ -43,9 +46,12 @@ def progress_bar(
         count = 0
 
         def advance(n: int = 1, info: str | None = None) -> None:
-            nonlocal count
+            nonlocal count, total
             count += n
+            grown = count > total
+            total = max(total, count)
             if count % every == 0 or count >= total or info is not None:
-                prog.update(tid, completed=count, **({"info": info} if info else {}))
+                fields = {"info": info} if info else {}
+                prog.update(tid, completed=count, **({"total": total} if grown else {}), **fields)
 
         yield advance

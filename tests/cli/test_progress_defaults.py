@@ -101,3 +101,36 @@ def test_statistics_leak_no_runtime_warning(a, b):
         lo, hi = welch_ci(a, b)
     assert 0 <= p <= 1 or p != p
     assert (lo <= hi) or (lo != lo and hi != hi)
+
+
+def test_progress_total_grows_past_an_estimate(monkeypatch):
+    """A widened lr grid does more runs than its bar's estimate: the total follows the count."""
+    from metaloss import progress
+
+    updates: list[dict] = []
+
+    class Recorder:
+        def __init__(self, *columns, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def add_task(self, description, total, **fields):
+            updates.append({"total": total})
+            return 0
+
+        def update(self, tid, **kw):
+            updates.append(kw)
+
+    monkeypatch.setattr(progress, "Progress", Recorder)
+    with progress.progress_bar(3, "grid") as advance:
+        for _ in range(5):
+            advance(1)
+    totals = [u["total"] for u in updates if "total" in u]
+    completed = [u["completed"] for u in updates if "completed" in u]
+    assert totals == [3, 4, 5]
+    assert completed[-1] == 5 and all(c <= t for c, t in zip(completed[-2:], totals[-2:]))
