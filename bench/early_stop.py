@@ -14,6 +14,7 @@ diagnostic against cross-entropy (``diagnostic``: gradient-norm ratio and cosine
     python bench/early_stop.py --rules 0.25,0.5   # one rule (default: two, see --rules)
     python bench/early_stop.py --tasks mnist-mlp --eval-seeds 0   # no fair evaluation
     python bench/early_stop.py --examples 0 1000  # checkpoints on all / 1,000 val examples
+    python bench/early_stop.py --arms off --out off.json   # one arm per process
 
 Budgets are reduced (a few minutes per run on one CPU core): see ``BUDGETS``.
 """
@@ -102,6 +103,11 @@ def main() -> None:
         "0: all); several values: one rule each",
     )  # fmt: skip
     ap.add_argument("--evaluator", default="serial", help="the searches' evaluator (both arms)")
+    ap.add_argument(
+        "--arms", nargs="+", default=["off", "on"], choices=("off", "on"),
+        help="which arms to run: off (no early stopping), on (each rule); one per process "
+        "lets two processes share the cores",
+    )  # fmt: skip
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -122,7 +128,8 @@ def main() -> None:
         task = ml.tasks.get(name)
         for method in args.methods:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for stop in ({"early_stop": False}, *rules):
+                arms = [{"early_stop": False}] if "off" in args.arms else []
+                for stop in arms + (rules if "on" in args.arms else []):
                     runs.append(one(task, method, seed, stop, args.eval_seeds, args.evaluator))
     summary = []
     for name in args.tasks:
