@@ -146,10 +146,15 @@ def main() -> None:
                         "early_stop_examples": rule["early_stop_examples"],
                         "steps_off": sum(r["train_steps"] for r in base),
                         "steps_on": sum(r["train_steps"] for r in es),
+                        # null when one arm did not run here (--arms)
                         "step_ratio": sum(r["train_steps"] for r in base)
-                        / max(1, sum(r["train_steps"] for r in es)),
+                        / max(1, sum(r["train_steps"] for r in es))
+                        if base and es
+                        else None,
                         "wall_ratio": sum(r["search_s"] for r in base)
-                        / max(1e-9, sum(r["search_s"] for r in es)),
+                        / max(1e-9, sum(r["search_s"] for r in es))
+                        if base and es
+                        else None,
                         "test_error_off": [round(r["test_error"], 4) for r in base],
                         "test_error_on": [round(r["test_error"], 4) for r in es],
                         "best_fitness_off": [r["best_fitness"] for r in base],
