@@ -15,6 +15,7 @@ diagnostic against cross-entropy (``diagnostic``: gradient-norm ratio and cosine
     python bench/early_stop.py --tasks mnist-mlp --eval-seeds 0   # no fair evaluation
     python bench/early_stop.py --examples 0 1000  # checkpoints on all / 1,000 val examples
     python bench/early_stop.py --arms off --out off.json   # one arm per process
+    python bench/early_stop.py --save-losses runs/es-losses   # keep the found losses
 
 Budgets are reduced (a few minutes per run on one CPU core): see ``BUDGETS``.
 """
@@ -25,6 +26,7 @@ import argparse
 import math
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from common import write_result  # noqa: I001
@@ -45,13 +47,26 @@ LEARN = {"taylorglo": learn_taylorglo, "evomal": learn_evomal}
 
 
 def one(
-    task: ml.Task, method: str, seed: int, stop: dict, eval_seeds: int, evaluator: str = "serial"
+    task: ml.Task,
+    method: str,
+    seed: int,
+    stop: dict,
+    eval_seeds: int,
+    evaluator: str = "serial",
+    save_dir: str | None = None,
 ) -> dict:
-    """One search (early stopping per ``stop``) and the fair evaluation of its loss."""
+    """One search (early stopping per ``stop``) and the fair evaluation of its loss; with
+    ``save_dir`` the found loss is saved as a run directory there (``metaloss evaluate`` and
+    ``ml.evaluate`` read it), named by task, method, seed and arm."""
     cfg = BUDGETS[method].with_options(**stop)
     t0 = time.perf_counter()
     res = LEARN[method](task, cfg, seed=seed, evaluator=evaluator)
     wall = time.perf_counter() - t0
+    saved = None
+    if save_dir is not None:
+        arm = "off" if not stop["early_stop"] else "on-" + "-".join(map(str, stop["early_stop_at"]))
+        arm += f"-x{stop['early_stop_examples']}" if stop["early_stop"] else ""
+        saved = str(res.save(Path(save_dir) / f"{task.name}-{method}-s{seed}-{arm}"))
     t0 = time.perf_counter()
     values = [math.nan]
     if eval_seeds > 0:  # 0: no fair evaluation (the best fitness is the quality measure)
@@ -73,6 +88,7 @@ def one(
         "formula": res.loss.describe(),
         # the found loss's step vs cross-entropy (gradient-norm ratio and cosine at init)
         "diagnostic": step_diagnostic(res.loss, task).to_dict(),
+        "saved": saved,
     }
     print(out, flush=True)
     return out
@@ -108,6 +124,7 @@ def main() -> None:
         help="which arms to run: off (no early stopping), on (each rule); one per process "
         "lets two processes share the cores",
     )  # fmt: skip
+    ap.add_argument("--save-losses", default=None, help="save each found loss in this folder")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -130,7 +147,17 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 arms = [{"early_stop": False}] if "off" in args.arms else []
                 for stop in arms + (rules if "on" in args.arms else []):
-                    runs.append(one(task, method, seed, stop, args.eval_seeds, args.evaluator))
+                    runs.append(
+                        one(
+                            task,
+                            method,
+                            seed,
+                            stop,
+                            args.eval_seeds,
+                            args.evaluator,
+                            args.save_losses,
+                        )
+                    )
     summary = []
     for name in args.tasks:
         for method in args.methods:
