@@ -64,8 +64,10 @@ def one(
     wall = time.perf_counter() - t0
     saved = None
     if save_dir is not None:
-        arm = "off" if not stop["early_stop"] else "on-" + "-".join(map(str, stop["early_stop_at"]))
-        arm += f"-x{stop['early_stop_examples']}" if stop["early_stop"] else ""
+        arm = "off"
+        if stop["early_stop"]:
+            arm = "on-" + "-".join(map(str, stop["early_stop_at"]))
+            arm += f"-x{stop['early_stop_examples']}"
         saved = str(res.save(Path(save_dir) / f"{task.name}-{method}-s{seed}-{arm}"))
     t0 = time.perf_counter()
     values = [math.nan]
@@ -92,6 +94,14 @@ def one(
     }
     print(out, flush=True)
     return out
+
+
+def _ratio(off: list[dict], on: list[dict], key: str, floor: float) -> float | None:
+    """Sum of ``key`` without early stopping over the sum with it; None when one arm did
+    not run in this process (``--arms``)."""
+    if not (off and on):
+        return None
+    return sum(r[key] for r in off) / max(floor, sum(r[key] for r in on))
 
 
 def main() -> None:
@@ -140,13 +150,14 @@ def main() -> None:
         for rule in args.rules
         for examples in args.examples
     ]
+    arms = [{"early_stop": False}] if "off" in args.arms else []
+    arms += rules if "on" in args.arms else []
     runs = []
     for name in args.tasks:
         task = ml.tasks.get(name)
         for method in args.methods:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                arms = [{"early_stop": False}] if "off" in args.arms else []
-                for stop in arms + (rules if "on" in args.arms else []):
+                for stop in arms:
                     runs.append(
                         one(
                             task,
@@ -173,15 +184,8 @@ def main() -> None:
                         "early_stop_examples": rule["early_stop_examples"],
                         "steps_off": sum(r["train_steps"] for r in base),
                         "steps_on": sum(r["train_steps"] for r in es),
-                        # null when one arm did not run here (--arms)
-                        "step_ratio": sum(r["train_steps"] for r in base)
-                        / max(1, sum(r["train_steps"] for r in es))
-                        if base and es
-                        else None,
-                        "wall_ratio": sum(r["search_s"] for r in base)
-                        / max(1e-9, sum(r["search_s"] for r in es))
-                        if base and es
-                        else None,
+                        "step_ratio": _ratio(base, es, "train_steps", 1),
+                        "wall_ratio": _ratio(base, es, "search_s", 1e-9),
                         "test_error_off": [round(r["test_error"], 4) for r in base],
                         "test_error_on": [round(r["test_error"], 4) for r in es],
                         "best_fitness_off": [r["best_fitness"] for r in base],
