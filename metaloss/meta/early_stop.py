@@ -8,7 +8,12 @@ metrics of earlier generations**: at each checkpoint, the ``quantile`` (0.5: the
 plus ``margin``, of the reference metrics there. ``reference="previous"``: the metrics of
 generation ``g - 1``'s candidates that reached the checkpoint; ``reference="elite"`` (the
 searches' default): the best ``n`` metrics recorded there in all earlier generations, ``n``
-the previous generation's size, so the thresholds tighten as the search improves. A
+the previous generation's size, so the thresholds tighten as the search improves.
+``floor`` > 0 keeps a threshold from falling below that quantile of the previous
+generation's metrics at the checkpoint: the best records so far are the luckiest draws of
+a noisy early metric, and without a floor the elite thresholds can fall below every new
+candidate, so whole generations stop at the first checkpoint and the search from then on
+ranks candidates by their early metric alone (measured: docs/benchmarks.md). A
 candidate whose metric is above the threshold at a checkpoint stops there; its fitness
 is its partial metric (``ok``, ``info["stopped_at"]`` the fraction), so it ranks behind
 the candidates that beat the reference there.
@@ -63,6 +68,9 @@ class EarlyStop:
     ``reference="elite"``: the best ``n`` metrics ever recorded at the checkpoint, over all
     earlier generations, where ``n`` is the previous generation's size; it tightens as the
     search improves (never looser than ``previous``'s threshold for the same quantile).
+    ``floor`` (0: none): a threshold is never below this quantile (plus ``margin``) of the
+    previous generation's metrics at the checkpoint, so that, while the candidates' early
+    metrics stay as they were, about ``1 - floor`` of them pass each checkpoint.
 
     >>> from metaloss.evaluators.base import Fitness
     >>> old = [Fitness(0.1, info={"checkpoints": {"0.5": v}}) for v in (0.1, 0.2)]
@@ -71,6 +79,8 @@ class EarlyStop:
     ((0.5, 0.5),)
     >>> EarlyStop(at=(0.5,), reference="elite").thresholds(new, old + new)  # of 0.1, 0.2
     ((0.5, 0.15000000000000002),)
+    >>> EarlyStop(at=(0.5,), reference="elite", floor=0.25).thresholds(new, old + new)
+    ((0.5, 0.45),)
     """
 
     at: tuple[float, ...] = (0.25, 0.5)
@@ -78,6 +88,7 @@ class EarlyStop:
     margin: float = 0.0
     reference: str = "previous"
     examples: int = 0
+    floor: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.at or any(not 0 < f < 1 for f in self.at):
@@ -88,6 +99,8 @@ class EarlyStop:
             raise ConfigError(f"early_stop_quantile must be in (0, 1], got {self.quantile}")
         if not math.isfinite(self.margin):
             raise ConfigError(f"early_stop_margin must be finite, got {self.margin}")
+        if not 0 <= self.floor <= 1:
+            raise ConfigError(f"early_stop_floor must be in [0, 1], got {self.floor}")
         if self.examples < 0:
             raise ConfigError(f"early_stop_examples must be >= 0, got {self.examples}")
         if self.reference not in REFERENCES:
@@ -101,16 +114,19 @@ class EarlyStop:
     ) -> tuple[tuple[float, float], ...]:
         """``(fraction, threshold)`` per checkpoint from the previous generation's records
         (``reference="elite"``: the best ``len(previous)`` of ``history``, every earlier
-        generation's records); ``inf`` where none of them reached it."""
+        generation's records); ``inf`` where none of them reached it. With ``floor`` > 0 a
+        threshold is at least that quantile of ``previous``'s metrics there."""
         pool = previous if self.reference == "previous" else (history or previous)
         out = []
         for f in sorted(self.at):
             label = f"{f:g}"
-            vals = [_metric(fit, label) for fit in pool]
-            vals = [v for v in vals if v is not None and math.isfinite(v)]
+            vals = _metrics(pool, label)
             if self.reference == "elite":
                 vals = sorted(vals)[: len(previous)]
             t = float(np.quantile(vals, self.quantile)) + self.margin if vals else math.inf
+            last = _metrics(previous, label) if self.floor > 0 else []
+            if last:
+                t = max(t, float(np.quantile(last, self.floor)) + self.margin)
             out.append((f, t))
         return tuple(out)
 
@@ -127,10 +143,11 @@ class EarlyStop:
             c.early_stop_examples = self.examples
 
 
-def _metric(fit: Fitness, label: str) -> float | None:
-    if fit.ok and label in fit.info.get("checkpoints", {}):
-        return float(fit.info["checkpoints"][label])
-    return None
+def _metrics(fits: Sequence[Fitness], label: str) -> list[float]:
+    """The finite metrics recorded at checkpoint ``label`` by the runs that reached it."""
+    vals = [float(f.info["checkpoints"][label]) for f in fits
+            if f.ok and label in f.info.get("checkpoints", {})]  # fmt: skip
+    return [v for v in vals if math.isfinite(v)]
 
 
 def early_stop_of(cfg: object) -> EarlyStop | None:
@@ -148,4 +165,5 @@ def early_stop_of(cfg: object) -> EarlyStop | None:
         float(cfg.early_stop_margin),  # type: ignore[attr-defined]
         str(getattr(cfg, "early_stop_reference", "previous")),
         int(getattr(cfg, "early_stop_examples", 0)),
+        float(getattr(cfg, "early_stop_floor", 0.0)),
     )

@@ -21,7 +21,7 @@ from metaloss.evaluators.pool import ProcessPoolEvaluator
 from metaloss.losses.symbolic import SymbolicLoss
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.configs import EvoMALConfig, TaylorGLOConfig
-from metaloss.meta.early_stop import EarlyStop
+from metaloss.meta.early_stop import EarlyStop, early_stop_of
 from metaloss.meta.gp import learn_evomal
 from metaloss.meta.search import run_search, summarise
 from metaloss.meta.taylorglo import learn_taylorglo
@@ -184,6 +184,26 @@ def test_the_elite_reference_uses_the_best_records_of_every_earlier_generation()
     assert flat(seen[9]) == pytest.approx([0.5, 0.2])  # median of the best three (0.1, 0.2, 0.3)
     with pytest.raises(ConfigError, match="early_stop_reference"):
         EarlyStop((0.5,), reference="best")
+
+
+def test_the_floor_keeps_elite_thresholds_from_stopping_a_whole_generation():
+    # generation 0 holds one lucky early record (0.1); generations 1 and 2 are alike
+    values = {0: (0.1, 0.5, 0.9), 1: (0.4, 0.5, 0.6), 2: (0.44, 0.5, 0.55)}
+    elite = EarlyStop((0.5,), reference="elite")
+    seen, _ = thresholds_seen(lambda g, i: values[g][i], 3, elite)
+    t = flat(seen[6])[1]
+    assert t == pytest.approx(0.4)  # median of the best three records (0.1, 0.4, 0.5)
+    assert all(v > t for v in values[2])  # every candidate of generation 2 would stop
+    floored = EarlyStop((0.5,), reference="elite", floor=0.25)
+    seen, _ = thresholds_seen(lambda g, i: values[g][i], 3, floored)
+    t = flat(seen[6])[1]
+    assert t == pytest.approx(0.45)  # quantile 0.25 of generation 1's (0.4, 0.5, 0.6)
+    assert sum(v <= t for v in values[2]) == 1
+    assert flat(seen[3]) == pytest.approx([0.5, 0.5])  # elite 0.5 is above the floor (0.3)
+    cfg = TaylorGLOConfig(early_stop_floor=0.25)
+    assert early_stop_of(cfg).floor == 0.25 and early_stop_of(TaylorGLOConfig()).floor == 0.0
+    with pytest.raises(ConfigError, match="early_stop_floor"):
+        EarlyStop((0.5,), floor=1.5)
 
 
 def test_elite_early_stopping_resumes_exactly(digits, tmp_path):
