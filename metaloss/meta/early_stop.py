@@ -70,7 +70,8 @@ class EarlyStop:
     search improves (never looser than ``previous``'s threshold for the same quantile).
     ``floor`` (0: none): a threshold is never below this quantile (plus ``margin``) of the
     previous generation's metrics at the checkpoint, so that, while the candidates' early
-    metrics stay as they were, about ``1 - floor`` of them pass each checkpoint.
+    metrics stay as they were, about ``1 - floor`` of them pass each checkpoint; where no
+    candidate of the previous generation reached a checkpoint, nobody stops there.
 
     >>> from metaloss.evaluators.base import Fitness
     >>> old = [Fitness(0.1, info={"checkpoints": {"0.5": v}}) for v in (0.1, 0.2)]
@@ -115,7 +116,9 @@ class EarlyStop:
         """``(fraction, threshold)`` per checkpoint from the previous generation's records
         (``reference="elite"``: the best ``len(previous)`` of ``history``, every earlier
         generation's records); ``inf`` where none of them reached it. With ``floor`` > 0 a
-        threshold is at least that quantile of ``previous``'s metrics there."""
+        threshold is at least that quantile of ``previous``'s metrics there, and ``inf``
+        where none of ``previous`` reached the checkpoint (after a generation that stopped
+        every candidate at 10 %, its successors are not judged at 20 or 40 %)."""
         pool = previous if self.reference == "previous" else (history or previous)
         out = []
         for f in sorted(self.at):
@@ -124,9 +127,9 @@ class EarlyStop:
             if self.reference == "elite":
                 vals = sorted(vals)[: len(previous)]
             t = float(np.quantile(vals, self.quantile)) + self.margin if vals else math.inf
-            last = _metrics(previous, label) if self.floor > 0 else []
-            if last:
-                t = max(t, float(np.quantile(last, self.floor)) + self.margin)
+            if self.floor > 0:  # no previous record there: no floor known, no stopping
+                last = _metrics(previous, label)
+                t = max(t, float(np.quantile(last, self.floor)) + self.margin) if last else math.inf
             out.append((f, t))
         return tuple(out)
 

@@ -200,6 +200,14 @@ def test_the_floor_keeps_elite_thresholds_from_stopping_a_whole_generation():
     assert t == pytest.approx(0.45)  # quantile 0.25 of generation 1's (0.4, 0.5, 0.6)
     assert sum(v <= t for v in values[2]) == 1
     assert flat(seen[3]) == pytest.approx([0.5, 0.5])  # elite 0.5 is above the floor (0.3)
+    # a generation that stopped every candidate at the first checkpoint leaves no floor at
+    # the later ones: its successors are not judged there (without the floor they would be)
+    prev = [Fitness(0.8, info={"checkpoints": {"0.1": 0.8}, "stopped_at": 0.1})] * 3
+    hist = [Fitness(0.1, info={"checkpoints": {"0.1": 0.3, "0.2": 0.2}})] * 3 + prev
+    rule = EarlyStop((0.1, 0.2), reference="elite", floor=0.25)
+    assert flat(rule.thresholds(prev, hist)) == pytest.approx([0.1, 0.8, 0.2, math.inf])
+    unfloored = EarlyStop((0.1, 0.2), reference="elite").thresholds(prev, hist)
+    assert flat(unfloored) == pytest.approx([0.1, 0.3, 0.2, 0.2])
     cfg = TaylorGLOConfig(early_stop_floor=0.25)
     assert early_stop_of(cfg).floor == 0.25 and early_stop_of(TaylorGLOConfig()).floor == 0.0
     with pytest.raises(ConfigError, match="early_stop_floor"):
