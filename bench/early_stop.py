@@ -17,6 +17,7 @@ diagnostic against cross-entropy (``diagnostic``: gradient-norm ratio and cosine
     python bench/early_stop.py --arms off --out off.json   # one arm per process
     python bench/early_stop.py --save-losses runs/es-losses   # keep the found losses
     python bench/early_stop.py --reference elite --floor 0.25  # elite thresholds, floored
+    python bench/early_stop.py --reference elite --rescue 1  # >= 1 complete run a generation
 
 Budgets are reduced (a few minutes per run on one CPU core): see ``BUDGETS``.
 """
@@ -70,6 +71,7 @@ def one(
             arm = "on-" + "-".join(map(str, stop["early_stop_at"]))
             arm += f"-x{stop['early_stop_examples']}"
             arm += f"-f{stop['early_stop_floor']:g}" if stop.get("early_stop_floor") else ""
+            arm += f"-r{stop['early_stop_rescue']}" if stop.get("early_stop_rescue") else ""
         saved = str(res.save(Path(save_dir) / f"{task.name}-{method}-s{seed}-{arm}"))
     t0 = time.perf_counter()
     values = [math.nan]
@@ -86,6 +88,7 @@ def one(
         # per generation: a generation whose every candidate stopped ranked them by an
         # early checkpoint metric alone
         "stopped_per_generation": [h["stopped"] for h in res.history],
+        "rescued_per_generation": [h.get("rescued", 0) for h in res.history],
         "best_per_generation": [h["best"] for h in res.history],
         "candidates": sum(h["candidates"] for h in res.history),
         "search_s": round(wall, 2),
@@ -126,6 +129,7 @@ def main() -> None:
     ap.add_argument("--quantile", type=float, default=0.5)
     ap.add_argument("--margin", type=float, default=0.0)
     ap.add_argument("--floor", type=float, default=0.0, help="early_stop_floor of the rules")
+    ap.add_argument("--rescue", type=int, default=0, help="early_stop_rescue of the rules")
     ap.add_argument(
         "--reference", default="previous", choices=("previous", "elite"),
         help="early_stop_reference of the rules",
@@ -154,6 +158,7 @@ def main() -> None:
             "early_stop_reference": args.reference,
             "early_stop_examples": examples,
             "early_stop_floor": args.floor,
+            "early_stop_rescue": args.rescue,
         }
         for rule in args.rules
         for examples in args.examples

@@ -86,7 +86,7 @@ def learn(
         >>> ml.learn("taylorglo", "iris-linear", genertions=3)
         Traceback (most recent call last):
         ...
-        metaloss.errors.ConfigError: taylorglo: unknown option 'genertions' (did you mean 'generations'?); valid: generations, popsize, sigma, fitness_steps, theta0, fitness_lrs, normalize, early_stop, early_stop_at, early_stop_quantile, early_stop_margin, early_stop_reference, early_stop_examples, early_stop_floor
+        metaloss.errors.ConfigError: taylorglo: unknown option 'genertions' (did you mean 'generations'?); valid: generations, popsize, sigma, fitness_steps, theta0, fitness_lrs, normalize, early_stop, early_stop_at, early_stop_quantile, early_stop_margin, early_stop_reference, early_stop_examples, early_stop_floor, early_stop_rescue
     """  # noqa: E501
     from metaloss import tasks
     from metaloss.meta.configs import config_class

@@ -54,6 +54,8 @@ _ES_REF_HELP = ("early-stopping reference metrics: the previous generation's, or
                 "popsize ever recorded (elite)")  # fmt: skip
 _ES_FLOOR_HELP = ("the early-stopping threshold is never below this quantile of the "
                   "previous generation's checkpoint metrics (0: no floor)")  # fmt: skip
+_ES_RESCUE_HELP = ("when fewer candidates of a generation ran to the end, the stopped ones "
+                   "that went furthest run again without stopping (0: never)")  # fmt: skip
 _ES_EXAMPLES_HELP = ("validation examples measured at the checkpoints (a fixed subset; "
                      "0: all)")  # fmt: skip
 _LRS_HELP = ("fitness = best validation metric over these multiples of the fitness run's "
@@ -238,6 +240,7 @@ class TaylorGLOConfig(MethodConfig):
     early_stop_reference: str = opt("elite", _ES_REF_HELP, choices=("previous", "elite"))
     early_stop_examples: int = opt(1000, _ES_EXAMPLES_HELP, ge=0)
     early_stop_floor: float = opt(0.0, _ES_FLOOR_HELP, ge=0)
+    early_stop_rescue: int = opt(0, _ES_RESCUE_HELP, ge=0)
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,7 @@ class GPLFLConfig(MethodConfig):
     early_stop_reference: str = opt("elite", _ES_REF_HELP, choices=("previous", "elite"))
     early_stop_examples: int = opt(1000, _ES_EXAMPLES_HELP, ge=0)
     early_stop_floor: float = opt(0.0, _ES_FLOOR_HELP, ge=0)
+    early_stop_rescue: int = opt(0, _ES_RESCUE_HELP, ge=0)
 
     def check(self) -> None:
         low, high = (self.init_depth + (0, 0))[:2]

@@ -43,8 +43,9 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,7 @@ import numpy as np
 from metaloss.errors import ConfigError
 from metaloss.evaluators.base import Candidate, Fitness
 
-__all__ = ["REFERENCES", "EarlyStop", "early_stop_of"]
+__all__ = ["REFERENCES", "EarlyStop", "early_stop_of", "rescue_generation"]
 
 
 REFERENCES = ("previous", "elite")
@@ -72,6 +73,9 @@ class EarlyStop:
     previous generation's metrics at the checkpoint, so that, while the candidates' early
     metrics stay as they were, about ``1 - floor`` of them pass each checkpoint; where no
     candidate of the previous generation reached a checkpoint, nobody stops there.
+    ``rescue`` (0: none): when fewer than this many candidates of a generation ran to the
+    end, the stopped ones that went furthest run again without stopping
+    (:func:`rescue_generation`), so no generation is ranked by early metrics alone.
 
     >>> from metaloss.evaluators.base import Fitness
     >>> old = [Fitness(0.1, info={"checkpoints": {"0.5": v}}) for v in (0.1, 0.2)]
@@ -90,6 +94,7 @@ class EarlyStop:
     reference: str = "previous"
     examples: int = 0
     floor: float = 0.0
+    rescue: int = 0
 
     def __post_init__(self) -> None:
         if not self.at or any(not 0 < f < 1 for f in self.at):
@@ -102,6 +107,8 @@ class EarlyStop:
             raise ConfigError(f"early_stop_margin must be finite, got {self.margin}")
         if not 0 <= self.floor <= 1:
             raise ConfigError(f"early_stop_floor must be in [0, 1], got {self.floor}")
+        if self.rescue < 0:
+            raise ConfigError(f"early_stop_rescue must be >= 0, got {self.rescue}")
         if self.examples < 0:
             raise ConfigError(f"early_stop_examples must be >= 0, got {self.examples}")
         if self.reference not in REFERENCES:
@@ -146,6 +153,54 @@ class EarlyStop:
             c.early_stop_examples = self.examples
 
 
+def rescue_generation(
+    rule: EarlyStop,
+    candidates: Sequence[Candidate],
+    fits: list[Fitness],
+    evaluate: Callable[[list[Candidate]], list[Fitness]],
+) -> list[Fitness]:
+    """Make at least ``rule.rescue`` candidates of a generation run to the end.
+
+    When fewer ran to the end (neither stopped nor failed), the stopped candidates that
+    went furthest (latest stop, then lowest partial metric, then lowest index) run again
+    without stopping: the same checkpoints with infinite thresholds, so the rerun is
+    exactly the run without early stopping. Their fitness replaces the partial one, with
+    ``info["rescued"]`` = the fraction where they had stopped and ``train_steps`` counting
+    both runs. Deterministic: the choice depends on the generation's recorded values only.
+    Without it, a generation whose every candidate stops is ranked by early metrics alone
+    and none of its candidates can become the search's best.
+
+    >>> from metaloss.evaluators.base import Candidate, Fitness
+    >>> cands = [Candidate(i, {"kind": "cross_entropy"}, early_stop=((0.5, 0.1),))
+    ...          for i in range(2)]
+    >>> fits = [Fitness(v, info={"stopped_at": 0.5, "train_steps": 5}) for v in (0.4, 0.3)]
+    >>> full = lambda cs: [Fitness(0.2, info={"train_steps": 10}) for c in cs]
+    >>> out = rescue_generation(EarlyStop((0.5,), rescue=1), cands, fits, full)
+    >>> [(f.value, f.info.get("rescued"), f.info["train_steps"]) for f in out]
+    [(0.4, None, 5), (0.2, 0.5, 15)]
+    """
+    complete = sum(1 for f in fits if f.ok and "stopped_at" not in f.info)
+    stopped = [i for i, f in enumerate(fits) if f.ok and "stopped_at" in f.info]
+    stopped.sort(key=lambda i: (-float(fits[i].info["stopped_at"]), fits[i].value, i))
+    pick = stopped[: max(0, rule.rescue - complete)]
+    if not pick:
+        return fits
+    again = [copy.copy(candidates[i]) for i in pick]
+    for c in again:
+        c.early_stop = tuple((f, math.inf) for f, _ in c.early_stop)
+    out = list(fits)
+    for i, fit in zip(pick, evaluate(again)):
+        info = dict(fit.info)
+        info["rescued"] = fits[i].info["stopped_at"]
+        info["train_steps"] = int(info.get("train_steps", 0)) + int(
+            fits[i].info.get("train_steps", 0)
+        )
+        fit.seconds += fits[i].seconds
+        fit.info = info
+        out[i] = fit
+    return out
+
+
 def _metrics(fits: Sequence[Fitness], label: str) -> list[float]:
     """The finite metrics recorded at checkpoint ``label`` by the runs that reached it."""
     vals = [float(f.info["checkpoints"][label]) for f in fits
@@ -169,4 +224,5 @@ def early_stop_of(cfg: object) -> EarlyStop | None:
         str(getattr(cfg, "early_stop_reference", "previous")),
         int(getattr(cfg, "early_stop_examples", 0)),
         float(getattr(cfg, "early_stop_floor", 0.0)),
+        int(getattr(cfg, "early_stop_rescue", 0)),
     )

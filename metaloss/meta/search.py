@@ -24,6 +24,7 @@ import numpy as np
 from metaloss import io, rundir
 from metaloss.errors import ArtifactError, MetalossError
 from metaloss.evaluators.base import Candidate, Evaluator, Fitness
+from metaloss.meta.early_stop import rescue_generation
 from metaloss.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -170,6 +171,8 @@ def run_search(
                     early_stop.apply(cands, previous, seen)
                 t0 = time.perf_counter()
                 fits = evaluator.evaluate(cands)
+                if early_stop is not None and early_stop.rescue > 0:
+                    fits = rescue_generation(early_stop, cands, fits, evaluator.evaluate)
                 summary = summarise(gen, fits, time.perf_counter() - t0)
                 summaries.append(summary)
                 if run_dir is not None:
@@ -229,5 +232,6 @@ def summarise(gen: int, fits: Sequence[Fitness], seconds: float) -> dict[str, An
         "seconds": seconds,
         "candidates": len(fits),
         "stopped": sum(1 for f in fits if f.ok and "stopped_at" in f.info),
+        "rescued": sum(1 for f in fits if f.ok and "rescued" in f.info),
         "train_steps": int(sum(int(f.info.get("train_steps", 0)) for f in fits)),
     }

@@ -21,7 +21,7 @@ from metaloss.evaluators.pool import ProcessPoolEvaluator
 from metaloss.losses.symbolic import SymbolicLoss
 from metaloss.losses.taylor import TaylorLoss
 from metaloss.meta.configs import EvoMALConfig, TaylorGLOConfig
-from metaloss.meta.early_stop import EarlyStop, early_stop_of
+from metaloss.meta.early_stop import EarlyStop, early_stop_of, rescue_generation
 from metaloss.meta.gp import learn_evomal
 from metaloss.meta.search import run_search, summarise
 from metaloss.meta.taylorglo import learn_taylorglo
@@ -74,6 +74,46 @@ def test_serial_batched_and_pool_agree_on_stopping(digits):
         assert abs(s.value - b.value) <= 2 / len(digits.val) + 1e-9
         for k, v in s.info["checkpoints"].items():
             assert abs(v - b.info["checkpoints"][k]) <= 2 / len(digits.val) + 1e-9
+
+
+def test_a_generation_that_stopped_every_candidate_reruns_the_furthest_in_full(digits):
+    fit = TrainFitness(digits, steps=100)
+    cands = population()
+    for c in cands:  # thresholds nobody meets: the whole generation stops at 25 %
+        c.early_stop = ((0.25, -1.0), (0.5, math.inf))
+    ev = SerialEvaluator(fit)
+    stopped = ev.evaluate(cands)
+    assert all(f.info["stopped_at"] == 0.25 for f in stopped)
+    out = rescue_generation(EarlyStop((0.25, 0.5), rescue=1), cands, stopped, ev.evaluate)
+    best = min(range(3), key=lambda i: (stopped[i].value, i))  # lowest partial metric
+    plain = ev.evaluate([Candidate(best, cands[best].spec, cands[best].tensors)])[0]
+    assert out[best].value == plain.value  # exactly the run without early stopping
+    assert out[best].info["rescued"] == 0.25 and "stopped_at" not in out[best].info
+    assert out[best].info["train_steps"] == 100 + 25  # both runs are counted
+    assert [f for i, f in enumerate(out) if i != best] == [
+        f for i, f in enumerate(stopped) if i != best
+    ]
+    assert rescue_generation(EarlyStop((0.25,), rescue=1), cands, out, ev.evaluate) == out
+    summary = summarise(0, out, 1.0)
+    assert (summary["stopped"], summary["rescued"], summary["train_steps"]) == (2, 1, 175)
+
+
+def test_rescue_leaves_a_complete_candidate_in_every_generation_and_resumes(digits, tmp_path):
+    kw = {"early_stop_reference": "elite", "early_stop_rescue": 1}
+    plain = _taylorglo(digits, early_stop_reference="elite")
+    assert any(h["stopped"] == h["candidates"] for h in plain.history)  # the flaw it fixes
+    full = _taylorglo(digits, **kw)
+    assert all(h["candidates"] - h["stopped"] - h["rejects"] >= 1 for h in full.history)
+    assert sum(h["rescued"] for h in full.history) > 0
+    learn_taylorglo(digits, TaylorGLOConfig(generations=2, popsize=6, fitness_steps=60,
+                    sigma=3.0), seed=1, early_stop=True, run_dir=tmp_path,
+                    evaluator="serial", **kw)  # fmt: skip
+    resumed = _taylorglo(digits, run_dir=tmp_path, **kw)
+    keys = ("best", "median", "stopped", "rescued", "train_steps")
+    assert [[h[k] for k in keys] for h in full.history] == [
+        [h[k] for k in keys] for h in resumed.history
+    ]
+    assert torch.equal(full.loss.theta, resumed.loss.theta)
 
 
 def test_checkpoints_on_a_validation_subset(digits):
