@@ -100,7 +100,7 @@ def test_a_generation_that_stopped_every_candidate_reruns_the_furthest_in_full(d
 
 def test_rescue_leaves_a_complete_candidate_in_every_generation_and_resumes(digits, tmp_path):
     kw = {"early_stop_reference": "elite", "early_stop_rescue": 1}
-    plain = _taylorglo(digits, early_stop_reference="elite")
+    plain = _taylorglo(digits, early_stop_reference="elite", early_stop_rescue=0)
     assert any(h["stopped"] == h["candidates"] for h in plain.history)  # the flaw it fixes
     full = _taylorglo(digits, **kw)
     assert all(h["candidates"] - h["stopped"] - h["rejects"] >= 1 for h in full.history)
@@ -313,7 +313,8 @@ def test_early_stopping_is_on_by_default_and_off_in_the_paper_presets(digits):
     for cls in (TaylorGLOConfig, EvoMALConfig):
         cfg = cls()
         assert (cfg.early_stop, cfg.early_stop_at, cfg.early_stop_reference,
-                cfg.early_stop_examples) == (True, (0.1, 0.2, 0.4), "elite", 1000)  # fmt: skip
+                cfg.early_stop_examples, cfg.early_stop_floor, cfg.early_stop_rescue) == (
+                True, (0.1, 0.2, 0.4), "elite", 1000, 0.0, 1)  # fmt: skip
         assert cls.preset("paper").early_stop is False
     res = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
                    seed=1)  # fmt: skip
