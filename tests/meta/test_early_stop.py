@@ -310,11 +310,11 @@ def test_evomal_has_the_option_and_serial_equals_batched(iris):
 
 
 def test_early_stopping_is_on_by_default_and_off_in_the_paper_presets(digits):
-    for cls in (TaylorGLOConfig, EvoMALConfig):
+    for cls, rescue in ((TaylorGLOConfig, 1), (EvoMALConfig, 0)):
         cfg = cls()
         assert (cfg.early_stop, cfg.early_stop_at, cfg.early_stop_reference,
                 cfg.early_stop_examples, cfg.early_stop_floor, cfg.early_stop_rescue) == (
-                True, (0.1, 0.2, 0.4), "elite", 1000, 0.0, 1)  # fmt: skip
+                True, (0.1, 0.2, 0.4), "elite", 1000, 0.0, rescue)  # fmt: skip
         assert cls.preset("paper").early_stop is False
     res = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
                    seed=1)  # fmt: skip
