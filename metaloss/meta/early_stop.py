@@ -43,10 +43,9 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -185,9 +184,10 @@ def rescue_generation(
     pick = stopped[: max(0, rule.rescue - complete)]
     if not pick:
         return fits
-    again = [copy.copy(candidates[i]) for i in pick]
-    for c in again:
-        c.early_stop = tuple((f, math.inf) for f, _ in c.early_stop)
+    again = [
+        replace(candidates[i], early_stop=tuple((f, math.inf) for f, _ in candidates[i].early_stop))
+        for i in pick
+    ]
     out = list(fits)
     for i, fit in zip(pick, evaluate(again)):
         info = dict(fit.info)

@@ -171,7 +171,7 @@ def run_search(
                     early_stop.apply(cands, previous, seen)
                 t0 = time.perf_counter()
                 fits = evaluator.evaluate(cands)
-                if early_stop is not None and early_stop.rescue > 0:
+                if early_stop is not None:  # a no-op unless early_stop.rescue > 0
                     fits = rescue_generation(early_stop, cands, fits, evaluator.evaluate)
                 summary = summarise(gen, fits, time.perf_counter() - t0)
                 summaries.append(summary)
