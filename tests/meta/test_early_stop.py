@@ -248,8 +248,10 @@ def test_the_floor_keeps_elite_thresholds_from_stopping_a_whole_generation():
     assert flat(rule.thresholds(prev, hist)) == pytest.approx([0.1, 0.8, 0.2, math.inf])
     unfloored = EarlyStop((0.1, 0.2), reference="elite").thresholds(prev, hist)
     assert flat(unfloored) == pytest.approx([0.1, 0.3, 0.2, 0.2])
-    cfg = TaylorGLOConfig(early_stop_floor=0.25)
-    assert early_stop_of(cfg).floor == 0.25 and early_stop_of(TaylorGLOConfig()).floor == 0.0
+    cfg = TaylorGLOConfig(early_stop=True, early_stop_floor=0.25)
+    assert early_stop_of(cfg).floor == 0.25
+    assert early_stop_of(TaylorGLOConfig(early_stop=True)).floor == 0.0
+    assert early_stop_of(TaylorGLOConfig()) is None  # off by default
     with pytest.raises(ConfigError, match="early_stop_floor"):
         EarlyStop((0.5,), floor=1.5)
 
@@ -309,16 +311,19 @@ def test_evomal_has_the_option_and_serial_equals_batched(iris):
     assert serial.loss.describe() == batched.loss.describe()
 
 
-def test_early_stopping_is_on_by_default_and_off_in_the_paper_presets(digits):
+def test_early_stopping_is_off_by_default_and_in_the_paper_presets(digits):
+    """Off since it cost LeNet-5 test error (docs/benchmarks.md); the rule it turns on keeps
+    its measured settings, and the default run trains every candidate to the end."""
     for cls, rescue in ((TaylorGLOConfig, 1), (EvoMALConfig, 0)):
         cfg = cls()
         assert (cfg.early_stop, cfg.early_stop_at, cfg.early_stop_reference,
                 cfg.early_stop_examples, cfg.early_stop_floor, cfg.early_stop_rescue) == (
-                True, (0.1, 0.2, 0.4), "elite", 1000, 0.0, rescue)  # fmt: skip
+                False, (0.1, 0.2, 0.4), "elite", 1000, 0.0, rescue)  # fmt: skip
         assert cls.preset("paper").early_stop is False
-    res = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
-                   seed=1)  # fmt: skip
-    assert res.history[0]["stopped"] == 0 and sum(h["stopped"] for h in res.history) > 0
-    off = ml.learn("taylorglo", digits, generations=3, popsize=6, fitness_steps=60, sigma=3.0,
-                   seed=1, early_stop=False)  # fmt: skip
-    assert sum(h["train_steps"] for h in res.history) < sum(h["train_steps"] for h in off.history)
+    kw = dict(generations=3, popsize=6, fitness_steps=60, sigma=3.0, seed=1)
+    default = ml.learn("taylorglo", digits, **kw)
+    assert sum(h["stopped"] for h in default.history) == 0
+    assert [h["train_steps"] for h in default.history] == [6 * 60] * 3
+    on = ml.learn("taylorglo", digits, early_stop=True, **kw)
+    assert on.history[0]["stopped"] == 0 and sum(h["stopped"] for h in on.history) > 0
+    assert sum(h["train_steps"] for h in on.history) < 3 * 6 * 60

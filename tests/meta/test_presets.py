@@ -145,7 +145,8 @@ def test_preset_differences_against_the_configs():
         ("query", "next", "same"),
         ("init", "torch", "xavier"),
     ]
-    assert preset_differences("taylorglo") == [("early_stop", True, False)]  # only that
+    # early stopping is off in both since it cost LeNet-5 test error: no difference left
+    assert preset_differences("taylorglo") == []
     assert preset_differences("mln", "default", "default") == []
     assert preset_differences("taylorglo", "default", "fast") == [
         ("generations", 50, 2), ("popsize", 25, 4), ("fitness_steps", 500, 20)]  # fmt: skip
