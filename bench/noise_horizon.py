@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--fitness-steps", type=int, default=2000)
     ap.add_argument("--generations", type=int, default=20)
     ap.add_argument("--popsize", type=int, default=16, help="popsize / population")
-    ap.add_argument("--early-stop", action="store_true", help="turn early stopping on (the library's rule)")
+    ap.add_argument("--early-stop", action="store_true", help="turn early stopping on")
     add_suite_args(ap)
     args = ap.parse_args()
     size = "popsize" if args.method == "taylorglo" else "population"
